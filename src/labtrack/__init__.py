@@ -1,0 +1,107 @@
+"""labtrack: experiment tracking and a model registry that live inside Jupyter.
+
+    import labtrack
+
+    labtrack.set_experiment("forecasting")
+    with labtrack.start_run(run_name="baseline"):
+        labtrack.log_params({"lr": 0.01, "depth": 6})
+        for step in range(1000):
+            labtrack.log_metric("loss", 1 / (step + 1), step=step)
+
+Data goes to the embedded SQLite store in the user's data directory unless
+``LABTRACK_TRACKING_URI`` or ``labtrack.set_tracking_uri`` says otherwise.
+"""
+
+from labtrack.client import MetricWriterError, TrackingClient
+from labtrack.client.fluent import (
+    ActiveRun,
+    active_run,
+    create_experiment,
+    delete_experiment,
+    delete_tag,
+    end_run,
+    flush,
+    get_artifact_uri,
+    get_experiment,
+    get_experiment_by_name,
+    get_run,
+    get_tracking_uri,
+    last_active_run,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_experiments,
+    search_runs,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+from labtrack.entities import (
+    Experiment,
+    Metric,
+    MetricSeries,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from labtrack.errors import LabtrackError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "Experiment",
+    "LabtrackError",
+    "Metric",
+    "MetricSeries",
+    "MetricWriterError",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "TrackingClient",
+    "ViewType",
+    "__version__",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

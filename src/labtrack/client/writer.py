@@ -1,0 +1,164 @@
+"""``MetricWriter``: buffered metric logging that never stalls a training loop.
+
+``add()`` appends a point to per-series column lists and returns; a daemon thread writes
+everything buffered every ``interval`` seconds (sooner when a lot is waiting), one
+transaction per run. ``flush()`` is a barrier: when it returns, every point added before the
+call is stored. An error while storing is kept and raised by the next ``add()``/``flush()``,
+never swallowed. At interpreter exit and at the end of a forked child everything buffered is
+written.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+
+from labtrack.errors import LabtrackError
+
+Columns = Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]]
+Sink = Callable[[str, Columns], None]
+
+# A writer wakes before its interval when this many points wait, and add() blocks on a flush
+# when the store cannot keep up and ten times as many are waiting.
+WAKE_AT_POINTS = 50_000
+BACKPRESSURE_AT_POINTS = 500_000
+
+_writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+
+
+class MetricWriterError(LabtrackError):
+    """Points could not be stored; ``causes`` holds the store errors."""
+
+    def __init__(self, message: str, causes: list[BaseException]):
+        super().__init__(message, getattr(causes[0], "error_code", "INTERNAL_ERROR"))
+        self.causes = causes
+
+
+class MetricWriter:
+    def __init__(self, sink: Sink, interval: float = 0.5, name: str = "labtrack-writer"):
+        self._sink = sink
+        self.interval = interval
+        self._name = name
+        self._init_state()
+        _writers.add(self)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        # {(run_id, key): ([values], [timestamps], [steps])}
+        self._pending: dict[tuple[str, str], tuple[list, list, list]] = {}
+        self._count = 0
+        self._errors: list[BaseException] = []
+        self._lost = 0
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- producer side -----------------------------------------------------------------------
+
+    def add(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+        """Buffer one point (already validated by the caller)."""
+        if self._errors:
+            self._raise_errors()
+        with self._lock:
+            columns = self._pending.get((run_id, key))
+            if columns is None:
+                columns = self._pending[(run_id, key)] = ([], [], [])
+            columns[0].append(value)
+            columns[1].append(timestamp)
+            columns[2].append(step)
+            self._count += 1
+            waiting = self._count
+        if self._thread is None:
+            self._start()
+        if waiting >= WAKE_AT_POINTS:
+            if waiting >= BACKPRESSURE_AT_POINTS:
+                self.flush()
+            else:
+                self._wake.set()
+
+    @property
+    def pending_points(self) -> int:
+        return self._count
+
+    def flush(self) -> None:
+        """Store everything added so far; raise if any point could not be stored."""
+        self._write_pending()
+        if self._errors:
+            self._raise_errors()
+
+    def _raise_errors(self) -> None:
+        with self._lock:
+            errors, self._errors = self._errors, []
+            lost, self._lost = self._lost, 0
+        if errors:
+            raise MetricWriterError(
+                f"{lost} buffered metric point(s) could not be stored: {errors[0]}", errors
+            ) from errors[0]
+
+    # -- writer side -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stopped:
+                return
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                if not self._pending:
+                    return
+                pending, self._pending = self._pending, {}
+                self._count = 0
+            by_run: dict[str, dict[str, tuple[list, list, list]]] = {}
+            for (run_id, key), columns in pending.items():
+                by_run.setdefault(run_id, {})[key] = columns
+            for run_id, columns in by_run.items():
+                try:
+                    self._sink(run_id, columns)
+                except Exception as error:  # kept and raised to the caller, see _raise_errors
+                    with self._lock:
+                        self._errors.append(error)
+                        self._lost += sum(len(c[0]) for c in columns.values())
+
+    def close(self) -> None:
+        """Write what is buffered and stop the thread (a later ``add`` restarts nothing)."""
+        self._write_pending()
+        self._stopped = True
+        self._wake.set()
+
+    def _after_fork_in_child(self) -> None:
+        # Points buffered before the fork belong to the parent, which still writes them.
+        self._init_state()
+
+
+def flush_all() -> None:
+    """Write every writer's buffered points (errors are kept for the next call)."""
+    for writer in list(_writers):
+        writer._write_pending()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._after_fork_in_child()
+    # multiprocessing children leave through os._exit, skipping atexit: register with
+    # multiprocessing's own exit hooks so their points are written too.
+    multiprocessing_util = sys.modules.get("multiprocessing.util")
+    if multiprocessing_util is not None:
+        multiprocessing_util.Finalize(None, flush_all, exitpriority=100)
+
+
+atexit.register(flush_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,452 @@
+"""``TrackingService``: the rules of experiment tracking over any ``Store``.
+
+Everything a caller (the Python client, the REST handlers) may do goes through here: inputs
+are validated against MLflow's rules and limits, missing resources become clear
+``RESOURCE_DOES_NOT_EXIST`` errors, writes to deleted runs are refused, and search strings are
+parsed into the store's query form.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from labtrack.entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    MetricSeries,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from labtrack.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from labtrack.services import downsampling, validation
+from labtrack.services.run_names import random_run_name
+from labtrack.services.search import (
+    EXPERIMENT_ATTRIBUTES,
+    RUN_ATTRIBUTES,
+    make_page_token,
+    parse_filter,
+    parse_order_by,
+    parse_page_token,
+)
+from labtrack.store import LocalArtifactRepository, Store, artifact_repository
+from labtrack.store.artifacts import safe_relative_path, uri_to_local_path
+
+DEFAULT_EXPERIMENT_ID = "0"
+RUN_NAME_TAG = "mlflow.runName"
+MAX_RESULTS_METRIC_HISTORY_PAGE = 25000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _view_type(value: ViewType | str | None) -> ViewType:
+    if value is None:
+        return ViewType.ACTIVE_ONLY
+    try:
+        return ViewType(value)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"Invalid view type '{value}'. Use one of: {', '.join(v.value for v in ViewType)}."
+        ) from None
+
+
+def _status(value: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"Invalid run status '{value}'. Use one of: "
+            f"{', '.join(s.value for s in RunStatus)}."
+        ) from None
+
+
+class TrackingService:
+    """Tracking rules over ``store``; methods mirror MLflow's tracking API."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        name = validation.validate_experiment_name(name)
+        checked_tags = dict(validation.validate_experiment_tag(k, v)
+                            for k, v in (tags or {}).items())
+        if artifact_location:
+            # Only local folders (plain paths or file: URIs) for now; refuse anything else
+            # rather than storing a location no repository can open.
+            uri_to_local_path(artifact_location)
+        return self.store.create_experiment(name, artifact_location or None, checked_tags,
+                                            now_ms())
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        experiment = self.store.get_experiment(str(experiment_id))
+        if experiment is None:
+            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
+        return experiment
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(validation.validate_experiment_name(name))
+
+    def search_experiments(
+        self,
+        view_type: ViewType | str | None = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        max_results = validation.validate_max_results(
+            max_results, validation.MAX_RESULTS_SEARCH_EXPERIMENTS
+        )
+        comparisons = parse_filter(filter_string, EXPERIMENT_ATTRIBUTES)
+        terms = parse_order_by(order_by, EXPERIMENT_ATTRIBUTES)
+        offset = parse_page_token(page_token)
+        found = self.store.search_experiments(
+            _view_type(view_type), comparisons, terms, max_results + 1, offset
+        )
+        token = make_page_token(offset + max_results) if len(found) > max_results else None
+        return PagedList(found[:max_results], token)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        new_name = validation.validate_experiment_name(new_name)
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(
+                f"Cannot rename a non-active experiment {experiment_id}: restore it first."
+            )
+        self.store.rename_experiment(experiment.experiment_id, new_name, now_ms())
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        experiment = self.get_experiment(experiment_id)
+        if experiment.experiment_id == DEFAULT_EXPERIMENT_ID:
+            raise InvalidParameterValue(
+                "Cannot delete the default experiment '0'. This is an internally reserved "
+                "experiment."
+            )
+        self.store.set_experiment_lifecycle(
+            experiment.experiment_id, LifecycleStage.DELETED, now_ms()
+        )
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.DELETED:
+            raise InvalidParameterValue(
+                f"Cannot restore an active experiment {experiment_id}: it is not deleted."
+            )
+        self.store.set_experiment_lifecycle(
+            experiment.experiment_id, LifecycleStage.ACTIVE, now_ms()
+        )
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        key, value = validation.validate_experiment_tag(key, value)
+        experiment = self._active_experiment(experiment_id)
+        self.store.set_experiment_tag(experiment.experiment_id, key, value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        key = validation.validate_key("Experiment tag", key)
+        experiment = self._active_experiment(experiment_id)
+        if not self.store.delete_experiment_tag(experiment.experiment_id, key):
+            raise ResourceDoesNotExist(
+                f"No tag with name: {key} in experiment with id {experiment_id}"
+            )
+
+    def _active_experiment(self, experiment_id: str) -> Experiment:
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(
+                f"The experiment {experiment_id} must be in the 'active' state. Current state "
+                f"is {experiment.lifecycle_stage}."
+            )
+        return experiment
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str | None = None,
+        user_id: str = "",
+        start_time: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_name: str | None = None,
+    ) -> Run:
+        experiment = self._active_experiment(
+            DEFAULT_EXPERIMENT_ID if experiment_id in (None, "") else str(experiment_id)
+        )
+        checked_tags = dict(validation.validate_tag(k, v) for k, v in (tags or {}).items())
+        tag_name = checked_tags.get(RUN_NAME_TAG)
+        if run_name and tag_name and run_name != tag_name:
+            raise InvalidParameterValue(
+                f"Both 'run_name' argument and '{RUN_NAME_TAG}' tag are specified, but with "
+                f"different values (run_name='{run_name}', {RUN_NAME_TAG}='{tag_name}')."
+            )
+        name = run_name or tag_name or random_run_name()
+        validation.validate_tag(RUN_NAME_TAG, name)
+        start = now_ms() if start_time is None else validation.int64(
+            "start_time", "run", start_time, minimum=0)
+        return self.store.create_run(
+            run_id=uuid.uuid4().hex,
+            experiment_id=experiment.experiment_id,
+            user_id=user_id or "",
+            run_name=name,
+            start_time=start,
+            status=RunStatus.RUNNING,
+            tags=checked_tags,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        run = self.store.get_run(validation.validate_run_id(run_id))
+        if run is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        return run
+
+    def get_run_info(self, run_id: str) -> RunInfo:
+        info = self.store.get_run_info(validation.validate_run_id(run_id))
+        if info is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        return info
+
+    def _active_run(self, run_id: str) -> RunInfo:
+        info = self.get_run_info(run_id)
+        if info.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(
+                f"The run {run_id} must be in the 'active' state. Current state is "
+                f"{info.lifecycle_stage}."
+            )
+        return info
+
+    def update_run(
+        self,
+        run_id: str,
+        status: RunStatus | str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        self._active_run(run_id)
+        checked_status = None if status is None else _status(status)
+        if end_time is not None:
+            end_time = validation.int64("end_time", "run", end_time, minimum=0)
+        elif checked_status is not None and checked_status.is_terminated:
+            end_time = now_ms()
+        if run_name is not None:
+            validation.validate_tag(RUN_NAME_TAG, run_name)
+        return self.store.update_run_info(run_id, checked_status, end_time, run_name or None)
+
+    def delete_run(self, run_id: str) -> None:
+        self.get_run_info(run_id)
+        self.store.set_run_lifecycle(run_id, LifecycleStage.DELETED, now_ms())
+
+    def restore_run(self, run_id: str) -> None:
+        self.get_run_info(run_id)
+        self.store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE, now_ms())
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def log_metric(
+        self, run_id: str, key: str, value: float, timestamp: int | None = None,
+        step: int | None = 0,
+    ) -> None:
+        self.log_batch(run_id, metrics=[Metric(key, value, now_ms() if timestamp is None
+                                               else timestamp, step or 0)])
+
+    def log_param(self, run_id: str, key: str, value: str) -> None:
+        self.log_batch(run_id, params=[Param(key, value)])
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.log_batch(run_id, tags=[RunTag(key, value)])
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """One request's worth of data, within MLflow's batch limits, written atomically."""
+        validation.validate_batch_limits(len(metrics), len(params), len(tags))
+        checked_metrics = [
+            Metric(*validation.validate_metric(m.key, m.value, m.timestamp, m.step))
+            for m in metrics
+        ]
+        checked_params = [Param(*validation.validate_param(p.key, p.value)) for p in params]
+        keys = [p.key for p in checked_params]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise InvalidParameterValue(
+                f"Duplicate parameter keys have been submitted: {duplicates}. Please ensure "
+                "the request contains only one param value per param key."
+            )
+        checked_tags = [RunTag(*validation.validate_tag(t.key, t.value)) for t in tags]
+        self._active_run(run_id)
+        self.store.log_batch(run_id, checked_metrics, checked_params, checked_tags)
+
+    def log_metric_columns(
+        self,
+        run_id: str,
+        columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]],
+    ) -> None:
+        """Append buffered points, ``{key: (values, timestamps, steps)}``, in one transaction.
+
+        This is the path of the background writer: no per-request batch limit (it is not a
+        request), but every key and value is still checked.
+        """
+        for key, (values, timestamps, steps) in columns.items():
+            validation.validate_key("Metric", key)
+            if not (len(values) == len(timestamps) == len(steps)):
+                raise InvalidParameterValue(f"Columns of metric '{key}' differ in length.")
+            if not all(type(v) is float for v in values):
+                for v in values:
+                    validation.metric_value(key, v)
+            if not all(type(t) is int and t >= 0 for t in timestamps):
+                for t in timestamps:
+                    validation.int64("timestamp", key, t, minimum=0)
+            if not all(type(s) is int for s in steps):
+                for s in steps:
+                    validation.int64("step", key, s)
+        self._active_run(run_id)
+        self.store.append_metric_columns(run_id, columns)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        key = validation.validate_key("Tag", key)
+        self._active_run(run_id)
+        if not self.store.delete_tag(run_id, key):
+            raise ResourceDoesNotExist(f"No tag with name: {key} in run with id {run_id}")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """The whole history without ``max_results`` (MLflow's behaviour), else one page."""
+        key = validation.validate_key("Metric", key)
+        self.get_run_info(run_id)
+        if max_results is None and not page_token:
+            return PagedList(self.store.get_metric_history(run_id, key))
+        limit = validation.validate_max_results(
+            MAX_RESULTS_METRIC_HISTORY_PAGE if max_results is None else max_results,
+            MAX_RESULTS_METRIC_HISTORY_PAGE,
+        )
+        offset = parse_page_token(page_token)
+        points = self.store.get_metric_history(run_id, key, limit + 1, offset)
+        token = make_page_token(offset + limit) if len(points) > limit else None
+        return PagedList(points[:limit], token)
+
+    def get_metric_history_downsampled(
+        self,
+        run_ids: Sequence[str],
+        keys: Sequence[str] | None = None,
+        max_points: int = 1000,
+        x_axis: str = "step",
+    ) -> list[MetricSeries]:
+        """For every (run, key) that has points: at most ``max_points`` of them, keeping the
+        first and last points and each x-range's minimum and maximum."""
+        if isinstance(run_ids, str):
+            run_ids = [run_ids]
+        if not run_ids:
+            raise InvalidParameterValue("Missing value for required parameter 'run_ids'.")
+        for run_id in run_ids:
+            validation.validate_run_id(run_id)
+        if keys is not None:
+            keys = [validation.validate_key("Metric", k) for k in keys]
+        max_points = validation.validate_max_results(
+            max_points, validation.MAX_DOWNSAMPLED_POINTS, "max_points"
+        )
+        if max_points < 3:
+            raise InvalidParameterValue("Invalid value for 'max_points': it must be at least 3.")
+        downsampling.x_function(x_axis, None)  # validates x_axis
+        series = []
+        for info in self.store.get_metric_series(list(run_ids), keys):
+            x_of = downsampling.x_function(x_axis, info.run_start_time)
+            level = downsampling.summary_level(info.point_count, max_points)
+            if level is None:
+                points = self.store.read_metric_points(info.series_id)
+                resolution = 1
+            else:
+                points = downsampling.bucket_points(
+                    self.store.read_metric_buckets(info.series_id, level)
+                )
+                resolution = downsampling.LEVEL_SIZES[level]
+            rows = downsampling.reduce_points(points, max_points, x_of)
+            series.append(
+                MetricSeries(
+                    run_id=info.run_id,
+                    key=info.key,
+                    x_axis=x_axis,
+                    x=[r[0] for r in rows],
+                    steps=[r[1] for r in rows],
+                    timestamps=[r[2] for r in rows],
+                    values=[r[3] for r in rows],
+                    total_points=info.point_count,
+                    resolution=resolution,
+                )
+            )
+        return series
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        run_view_type: ViewType | str | None = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        max_results = validation.validate_max_results(
+            max_results, validation.MAX_RESULTS_SEARCH_RUNS
+        )
+        comparisons = parse_filter(filter_string, RUN_ATTRIBUTES)
+        terms = parse_order_by(order_by, RUN_ATTRIBUTES)
+        offset = parse_page_token(page_token)
+        runs = self.store.search_runs(
+            [str(e) for e in experiment_ids], comparisons, terms, _view_type(run_view_type),
+            max_results + 1, offset,
+        )
+        token = make_page_token(offset + max_results) if len(runs) > max_results else None
+        return PagedList(runs[:max_results], token)
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def artifact_repository(self, run_id: str) -> LocalArtifactRepository:
+        return artifact_repository(self.get_run_info(run_id).artifact_uri)
+
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike,
+                     artifact_path: str | None = None) -> None:
+        self._active_run(run_id)
+        self.artifact_repository(run_id).log_artifact(local_path, safe_relative_path(
+            artifact_path))
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike,
+                      artifact_path: str | None = None) -> None:
+        self._active_run(run_id)
+        self.artifact_repository(run_id).log_artifacts(local_dir, safe_relative_path(
+            artifact_path))
+
+    def write_artifact(self, run_id: str, artifact_file: str, data: bytes) -> None:
+        self._active_run(run_id)
+        self.artifact_repository(run_id).write_bytes(artifact_file, data)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self.artifact_repository(run_id).list_artifacts(path)
+
+    def download_artifacts(self, run_id: str, path: str | None,
+                           dst_path: str | os.PathLike) -> str:
+        Path(dst_path).mkdir(parents=True, exist_ok=True)
+        return self.artifact_repository(run_id).download_artifacts(path, dst_path)

@@ -1,0 +1,14 @@
+"""Persistence: the ``Store`` contract, the SQLite store and artifact repositories."""
+
+from labtrack.store.artifacts import LocalArtifactRepository, artifact_repository
+from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
+from labtrack.store.sqlite import SqliteStore
+
+__all__ = [
+    "LocalArtifactRepository",
+    "MetricBucket",
+    "MetricSeriesInfo",
+    "SqliteStore",
+    "Store",
+    "artifact_repository",
+]

@@ -1,0 +1,204 @@
+"""Artifact repositories: the files a run keeps (models, plots, text, notebooks).
+
+Every run has one folder, ``<experiment artifact location>/<run_id>/artifacts``. Paths come
+from users and, later, from HTTP clients, so every path is checked twice: as text (no absolute
+paths, no ``..`` segments, also after URL-decoding, no NUL bytes) and on disk (the resolved
+real path, following symlinks, must stay inside the run's folder).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+from labtrack.entities import FileInfo
+from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
+
+# How many rounds of percent-decoding are inspected: "%252e%252e" is "%2e%2e" is "..".
+_DECODE_ROUNDS = 3
+
+
+class ArtifactPathError(InvalidParameterValue):
+    """An artifact path that would leave the artifact root."""
+
+
+def local_path_to_uri(path: str | os.PathLike) -> str:
+    return Path(path).expanduser().resolve().as_uri()
+
+
+def uri_to_local_path(uri: str) -> str:
+    """The local folder of a ``file:`` URI or plain path."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidParameterValue(f"Artifact URI '{uri}' names a remote host.")
+        if parsed.query or parsed.fragment:
+            raise InvalidParameterValue(
+                f"Artifact URI '{uri}' must not contain a query or fragment ('?' or '#')."
+            )
+        return url2pathname(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return os.path.abspath(os.path.expanduser(uri))
+    raise InvalidParameterValue(
+        f"Artifact URI '{uri}' uses the unsupported scheme '{parsed.scheme}'."
+    )
+
+
+def safe_relative_path(path: str | None) -> str:
+    """Normalise a client-given artifact path, refusing anything that could escape the root.
+
+    Returns ``""`` for the root itself.
+    """
+    if path is None or path in ("", ".", "/"):
+        # MLflow clients send "/" or nothing for the root listing.
+        return ""
+    if not isinstance(path, str):
+        raise ArtifactPathError(f"Invalid artifact path {path!r}: expected a string.")
+    forms = [path]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(forms[-1])
+        if decoded == forms[-1]:
+            break
+        forms.append(decoded)
+    for form in forms:
+        if "\x00" in form:
+            raise ArtifactPathError(f"Invalid artifact path {path!r}: contains a NUL byte.")
+        unified = form.replace("\\", "/")
+        if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":"):
+            raise ArtifactPathError(
+                f"Invalid artifact path {path!r}: absolute paths are not allowed."
+            )
+        if ".." in unified.split("/"):
+            raise ArtifactPathError(
+                f"Invalid artifact path {path!r}: '..' segments are not allowed."
+            )
+    normalized = posixpath.normpath(path)
+    return "" if normalized == "." else normalized
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class LocalArtifactRepository:
+    """A run's artifact folder on the local file system."""
+
+    def __init__(self, root_uri: str):
+        self.root_uri = root_uri
+        self.root = Path(uri_to_local_path(root_uri))
+
+    def __repr__(self) -> str:
+        return f"LocalArtifactRepository({self.root_uri!r})"
+
+    def resolve(self, path: str | None) -> Path:
+        """The on-disk location of ``path``; refuses paths that leave the root."""
+        relative = safe_relative_path(path)
+        target = self.root / relative if relative else self.root
+        real_root = os.path.realpath(self.root)
+        if not _inside(os.path.realpath(target), real_root):
+            raise ArtifactPathError(
+                f"Invalid artifact path {path!r}: it resolves outside the run's artifact root "
+                "(through a symbolic link)."
+            )
+        return target
+
+    def _destination(self, artifact_path: str | None, name: str) -> Path:
+        folder = self.resolve(artifact_path)
+        target = self.resolve(posixpath.join(safe_relative_path(artifact_path), name))
+        folder.mkdir(parents=True, exist_ok=True)
+        # mkdir may have walked through a symlinked folder: check again on the real path.
+        self.resolve(posixpath.join(safe_relative_path(artifact_path), name))
+        return target
+
+    def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None):
+        source = Path(local_file)
+        if not source.is_file():
+            raise InvalidParameterValue(f"'{local_file}' is not a file.")
+        shutil.copyfile(source, self._destination(artifact_path, source.name))
+
+    def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None):
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise InvalidParameterValue(f"'{local_dir}' is not a directory.")
+        base = safe_relative_path(artifact_path)
+        for folder, _dirs, files in os.walk(source):
+            relative = os.path.relpath(folder, source)
+            sub = base if relative == "." else posixpath.join(base, Path(relative).as_posix())
+            if not files:
+                self.resolve(sub).mkdir(parents=True, exist_ok=True)
+            for name in files:
+                shutil.copyfile(Path(folder) / name, self._destination(sub, name))
+
+    def write_bytes(self, artifact_file: str, data: bytes) -> None:
+        relative = safe_relative_path(artifact_file)
+        if not relative:
+            raise ArtifactPathError("An artifact file needs a name.")
+        folder, name = posixpath.split(relative)
+        self._destination(folder, name).write_bytes(data)
+
+    def read_bytes(self, artifact_file: str) -> bytes:
+        target = self.resolve(artifact_file)
+        if not target.is_file():
+            raise ResourceDoesNotExist(f"No artifact file '{artifact_file}'.")
+        return target.read_bytes()
+
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+        """The direct children of ``path``, folders without a size, sorted by path."""
+        relative = safe_relative_path(path)
+        folder = self.resolve(relative)
+        if not folder.is_dir():
+            return []
+        real_root = os.path.realpath(self.root)
+        infos = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if not _inside(os.path.realpath(entry.path), real_root):
+                continue  # a symlink leading out of the root is not part of the run
+            child = posixpath.join(relative, entry.name) if relative else entry.name
+            if entry.is_dir():
+                infos.append(FileInfo(child, True, None))
+            else:
+                infos.append(FileInfo(child, False, entry.stat().st_size))
+        return infos
+
+    def download_artifacts(self, artifact_path: str | None, dst_path: str | os.PathLike) -> str:
+        """Copy a file or folder into ``dst_path``; returns the local path of the copy."""
+        source = self.resolve(artifact_path)
+        if not source.exists():
+            raise ResourceDoesNotExist(f"No artifact at '{artifact_path}'.")
+        destination = Path(dst_path)
+        destination.mkdir(parents=True, exist_ok=True)
+        target = destination / (source.name if safe_relative_path(artifact_path) else "artifacts")
+        if source.is_dir():
+            real_root = os.path.realpath(self.root)
+            for folder, dirs, files in os.walk(source):
+                # Never follow links out of the root while copying a folder.
+                dirs[:] = [d for d in dirs
+                           if _inside(os.path.realpath(os.path.join(folder, d)), real_root)]
+                out = target / os.path.relpath(folder, source)
+                out.mkdir(parents=True, exist_ok=True)
+                for name in files:
+                    if _inside(os.path.realpath(os.path.join(folder, name)), real_root):
+                        shutil.copyfile(os.path.join(folder, name), out / name)
+        else:
+            shutil.copyfile(source, target)
+        return str(target)
+
+    def delete(self, path: str) -> None:
+        target = self.resolve(path)
+        if not safe_relative_path(path):
+            raise ArtifactPathError("Refusing to delete the whole artifact root.")
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        else:
+            raise ResourceDoesNotExist(f"No artifact at '{path}'.")
+
+
+def artifact_repository(uri: str) -> LocalArtifactRepository:
+    """The repository for an artifact URI (local folders for now)."""
+    return LocalArtifactRepository(uri)

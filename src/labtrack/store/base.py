@@ -1,0 +1,211 @@
+"""The ``Store`` contract: persistence for experiments, runs, params, tags and metrics.
+
+A store keeps data consistent (unique names, write-once params, append-only metric history,
+latest values and summaries kept in step with it) but applies no policy: validation, limits,
+messages about missing resources and search grammar live in ``labtrack.services``. Reads of
+something that does not exist return ``None``; the service decides what that means.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from labtrack.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from labtrack.store.query import Comparison, OrderTerm
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeriesInfo:
+    """A stored series: one (run, key) with its length and the run's start time."""
+
+    series_id: int
+    run_id: str
+    key: str
+    point_count: int
+    run_start_time: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricBucket:
+    """Summary of ``count`` consecutive points of a series (see ``metric_summary``).
+
+    Each of first/last/min/max is a real point ``(step, timestamp, value)``; min and max skip
+    NaN and are ``None`` when every point of the bucket is NaN.
+    """
+
+    bucket: int
+    count: int
+    first: tuple[int, int, float]
+    last: tuple[int, int, float]
+    min: tuple[int, int, float] | None
+    max: tuple[int, int, float] | None
+
+
+class Store(ABC):
+    """Persistence for tracking data. Implementations must be safe to use from several
+    threads and several processes at once."""
+
+    # -- experiments -------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_experiment(
+        self, name: str, artifact_location: str | None, tags: dict[str, str], time_ms: int
+    ) -> str:
+        """Create an active experiment and return its id. Raises ``ResourceAlreadyExists``
+        when any experiment (active or deleted) already has ``name``. Without
+        ``artifact_location`` the experiment gets a folder under the store's artifact root."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def search_experiments(
+        self,
+        view_type: ViewType,
+        comparisons: Sequence[Comparison],
+        order_by: Sequence[OrderTerm],
+        max_results: int,
+        offset: int,
+    ) -> list[Experiment]:
+        """Experiments matching all comparisons, ordered by ``order_by`` then by creation
+        time (newest first) and id."""
+
+    @abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str, time_ms: int) -> None:
+        """Raises ``ResourceAlreadyExists`` when the name is taken."""
+
+    @abstractmethod
+    def set_experiment_lifecycle(
+        self, experiment_id: str, stage: LifecycleStage, time_ms: int
+    ) -> None:
+        """Delete or restore an experiment together with its runs: deleting marks its active
+        runs deleted at ``time_ms``; restoring brings back exactly the runs deleted with it."""
+
+    @abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> bool:
+        """Returns whether the tag existed."""
+
+    # -- runs --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(
+        self,
+        run_id: str,
+        experiment_id: str,
+        user_id: str,
+        run_name: str,
+        start_time: int,
+        status: RunStatus,
+        tags: dict[str, str],
+    ) -> Run:
+        """The run's artifact URI is ``<experiment artifact location>/<run_id>/artifacts``."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    @abstractmethod
+    def get_run_info(self, run_id: str) -> RunInfo | None:
+        """The run without its data: cheap enough to call before every write."""
+
+    @abstractmethod
+    def update_run_info(
+        self,
+        run_id: str,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        """Fields left ``None`` keep their value. A new name also updates the
+        ``mlflow.runName`` tag so the two never disagree."""
+
+    @abstractmethod
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage, time_ms: int) -> None: ...
+
+    @abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+    ) -> None:
+        """Write everything in one transaction. Metrics are appended to the history in the
+        given order, and the latest values and summaries follow. An existing param with a
+        different value raises ``ParamValueConflict`` and nothing is written."""
+
+    @abstractmethod
+    def append_metric_columns(
+        self,
+        run_id: str,
+        columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]],
+    ) -> None:
+        """Append ``{key: (values, timestamps, steps)}`` to the run's histories in one
+        transaction: the bulk path of buffered logging, no per-point objects needed."""
+
+    @abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> bool:
+        """Returns whether the tag existed."""
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        comparisons: Sequence[Comparison],
+        order_by: Sequence[OrderTerm],
+        view_type: ViewType,
+        max_results: int,
+        offset: int,
+    ) -> list[Run]:
+        """Runs matching all comparisons. A comparison on a metric, param or tag the run
+        lacks is false (``IS NULL`` excepted). Ties, and what ``order_by`` leaves unordered,
+        go by start time (newest first) then run id; missing and NaN values sort last."""
+
+    # -- metric history ----------------------------------------------------------------------
+
+    @abstractmethod
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None = None, offset: int = 0
+    ) -> list[Metric]:
+        """Points ordered by (timestamp, step, value) as MLflow orders them."""
+
+    @abstractmethod
+    def get_metric_series(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None
+    ) -> list[MetricSeriesInfo]:
+        """The stored series of these runs (all their keys when ``keys`` is None)."""
+
+    @abstractmethod
+    def read_metric_points(self, series_id: int) -> list[tuple[int, int, float]]:
+        """Raw ``(step, timestamp, value)`` of a series in logging order."""
+
+    @abstractmethod
+    def read_metric_buckets(self, series_id: int, level: int) -> list[MetricBucket]:
+        """The summaries of one level (``metric_summary.LEVEL_SIZES``) in bucket order."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def artifact_root(self) -> str:
+        """Where experiments without an explicit artifact location keep their artifacts."""
+
+    def close(self) -> None:
+        """Release connections. The store may be reopened implicitly by a later call."""

@@ -1,0 +1,125 @@
+"""Schema migrations of the SQLite store.
+
+Each migration is a function applied once, in order, and recorded in ``_sqlite_migrations``.
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("labtrack")
+
+
+def _run(db: Database, statements: str) -> None:
+    # executescript() would COMMIT the surrounding transaction, so run statements one by one.
+    for statement in statements.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m001_tracking(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE experiments (
+            experiment_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            artifact_location TEXT NOT NULL,
+            lifecycle_stage TEXT NOT NULL DEFAULT 'active'
+                CHECK (lifecycle_stage IN ('active', 'deleted')),
+            creation_time INTEGER,
+            last_update_time INTEGER
+        );
+        CREATE INDEX experiments_creation_time ON experiments (creation_time);
+
+        CREATE TABLE experiment_tags (
+            experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (experiment_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX experiment_tags_key_value ON experiment_tags (key, value);
+
+        CREATE TABLE runs (
+            run_uuid TEXT PRIMARY KEY,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+            name TEXT NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL
+                CHECK (status IN ('RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED')),
+            start_time INTEGER,
+            end_time INTEGER,
+            deleted_time INTEGER,
+            lifecycle_stage TEXT NOT NULL DEFAULT 'active'
+                CHECK (lifecycle_stage IN ('active', 'deleted')),
+            artifact_uri TEXT NOT NULL
+        );
+        -- Run searches filter by experiment and lifecycle and order by start time.
+        CREATE INDEX runs_experiment_lifecycle_start
+            ON runs (experiment_id, lifecycle_stage, start_time DESC);
+
+        CREATE TABLE params (
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX params_key_value ON params (key, value);
+
+        CREATE TABLE tags (
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX tags_key_value ON tags (key, value);
+
+        -- One row per (run, key): the latest point by (step, timestamp, value) as MLflow
+        -- orders them, the series length, and the id the history is stored under.
+        -- value NULL means NaN (SQLite cannot store NaN).
+        CREATE TABLE latest_metrics (
+            series_id INTEGER PRIMARY KEY,
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            key TEXT NOT NULL,
+            value REAL,
+            timestamp INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            point_count INTEGER NOT NULL,
+            UNIQUE (run_uuid, key)
+        );
+        CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
+
+        -- Append-only history: seq is the point's position in logging order.
+        CREATE TABLE metrics (
+            series_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            timestamp INTEGER NOT NULL,
+            value REAL,
+            PRIMARY KEY (series_id, seq)
+        ) WITHOUT ROWID;
+
+        -- Min/max summaries of consecutive points (see store/metric_summary.py).
+        CREATE TABLE metric_buckets (
+            series_id INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            first_step INTEGER NOT NULL,
+            first_timestamp INTEGER NOT NULL,
+            first_value REAL,
+            last_step INTEGER NOT NULL,
+            last_timestamp INTEGER NOT NULL,
+            last_value REAL,
+            min_step INTEGER,
+            min_timestamp INTEGER,
+            min_value REAL,
+            max_step INTEGER,
+            max_timestamp INTEGER,
+            max_value REAL,
+            PRIMARY KEY (series_id, level, bucket)
+        ) WITHOUT ROWID
+        """,
+    )

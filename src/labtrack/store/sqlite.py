@@ -1,0 +1,798 @@
+"""``SqliteStore``: the embedded store, and the only module that speaks SQL.
+
+Concurrency model: one SQLite connection per thread (and per process: a forked child opens its
+own), WAL journal so readers never block the writer, a busy timeout so writers queue instead of
+failing, and every write in a short ``BEGIN IMMEDIATE`` transaction. Taking the write lock up
+front means a transaction never has to upgrade a read lock, which is where "database is locked"
+errors come from under WAL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import count, islice, repeat
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from labtrack.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
+from labtrack.store.artifacts import local_path_to_uri
+from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
+from labtrack.store.metric_summary import summarize
+from labtrack.store.migrations import migrations
+from labtrack.store.query import Comparison, Entity, OrderTerm
+
+_NAN = float("nan")
+RUN_NAME_TAG = "mlflow.runName"
+
+_RUN_COLUMNS = {
+    "run_id": "r.run_uuid",
+    "run_name": "r.name",
+    "user_id": "r.user_id",
+    "status": "r.status",
+    "start_time": "r.start_time",
+    "end_time": "r.end_time",
+    "artifact_uri": "r.artifact_uri",
+}
+_EXPERIMENT_COLUMNS = {
+    "name": "e.name",
+    "experiment_id": "e.experiment_id",
+    "creation_time": "e.creation_time",
+    "last_update_time": "e.last_update_time",
+}
+_RUN_INFO_SELECT = (
+    "SELECT r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, r.start_time, "
+    "r.end_time, r.artifact_uri, r.lifecycle_stage FROM runs r"
+)
+_BUCKET_UPSERT = """
+INSERT INTO metric_buckets (series_id, level, bucket, count,
+    first_step, first_timestamp, first_value, last_step, last_timestamp, last_value,
+    min_step, min_timestamp, min_value, max_step, max_timestamp, max_value)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series_id, level, bucket) DO UPDATE SET
+    count = count + excluded.count,
+    last_step = excluded.last_step,
+    last_timestamp = excluded.last_timestamp,
+    last_value = excluded.last_value,
+    min_step = CASE WHEN min_value IS NULL OR excluded.min_value < min_value
+                    THEN excluded.min_step ELSE min_step END,
+    min_timestamp = CASE WHEN min_value IS NULL OR excluded.min_value < min_value
+                         THEN excluded.min_timestamp ELSE min_timestamp END,
+    min_value = CASE WHEN min_value IS NULL OR excluded.min_value < min_value
+                     THEN excluded.min_value ELSE min_value END,
+    max_step = CASE WHEN max_value IS NULL OR excluded.max_value > max_value
+                    THEN excluded.max_step ELSE max_step END,
+    max_timestamp = CASE WHEN max_value IS NULL OR excluded.max_value > max_value
+                         THEN excluded.max_timestamp ELSE max_timestamp END,
+    max_value = CASE WHEN max_value IS NULL OR excluded.max_value > max_value
+                     THEN excluded.max_value ELSE max_value END
+"""
+
+
+def like_to_glob(pattern: str) -> str:
+    """MLflow's LIKE is case-sensitive; SQLite's is not, but GLOB is."""
+    out = []
+    for ch in pattern:
+        if ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _value_or_nan(value: float | None) -> float:
+    return _NAN if value is None else value
+
+
+def _latest_order_key(step: int, timestamp: int, value: float | None) -> tuple:
+    # MLflow keeps the point with the greatest (step, timestamp, value); NaN ranks lowest.
+    return (step, timestamp, -math.inf if value is None or value != value else value)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so the store can close the connections of
+    live threads without keeping those of finished threads alive."""
+
+
+class SqliteStore(Store):
+    """Tracking store in one SQLite file.
+
+    :param path: the database file; created with its schema when missing.
+    :param artifact_root: folder for the artifacts of experiments created without an explicit
+        location (default: ``artifacts`` next to the database file).
+    :param busy_timeout: seconds a writer waits for another writer before giving up.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, artifact_root: str | os.PathLike | None = None,
+        busy_timeout: float = 60.0,
+    ):
+        self.path = Path(path).expanduser().resolve()
+        root = Path(artifact_root) if artifact_root else self.path.parent / "artifacts"
+        self._artifact_root = str(root.expanduser().resolve())
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+        # Connections inherited through fork() must never be used or closed by the child.
+        self._inherited: list[sqlite3.Connection] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._initialize()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @property
+    def artifact_root(self) -> str:
+        return self._artifact_root
+
+    # -- connections and transactions --------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path), timeout=self.busy_timeout, check_same_thread=False,
+            factory=_Connection,
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        # WAL with synchronous=NORMAL survives application crashes; only an OS crash or power
+        # loss can drop the last transactions. That is the usual trade for tracking data.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32000")
+        self._connections.add(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        if conn is not None:
+            self._inherited.append(conn)
+        conn = self._connect()
+        local.conn = conn
+        local.pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        conn.commit()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A snapshot for reads that take several statements."""
+        conn = self._conn()
+        if conn.in_transaction:  # nested inside a write: already consistent
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+
+    def _initialize(self) -> None:
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode = WAL")
+        db = Database(conn)
+        # Several processes may open a new store at once: the immediate transaction makes
+        # them apply the migrations one after the other, each seeing what the previous did.
+        with self._write():
+            migrations.apply(db)
+            conn.execute(
+                "INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, "
+                "lifecycle_stage, creation_time, last_update_time) "
+                "VALUES (0, 'Default', ?, 'active', CAST(unixepoch('subsec') * 1000 AS INTEGER), "
+                "CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+                (local_path_to_uri(os.path.join(self._artifact_root, "0")),),
+            )
+
+    def close(self) -> None:
+        for conn in list(self._connections):
+            if conn not in self._inherited:
+                conn.close()
+        self._local = threading.local()
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def create_experiment(self, name, artifact_location, tags, time_ms):
+        with self._write() as conn:
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO experiments (name, artifact_location, lifecycle_stage, "
+                    "creation_time, last_update_time) VALUES (?, '', 'active', ?, ?)",
+                    (name, time_ms, time_ms),
+                )
+            except sqlite3.IntegrityError:
+                raise self._name_taken(conn, name) from None
+            experiment_id = str(cursor.lastrowid)
+            location = artifact_location or local_path_to_uri(
+                os.path.join(self._artifact_root, experiment_id)
+            )
+            conn.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (location, experiment_id),
+            )
+            conn.executemany(
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)",
+                [(experiment_id, k, v) for k, v in tags.items()],
+            )
+        return experiment_id
+
+    @staticmethod
+    def _name_taken(conn: sqlite3.Connection, name: str) -> ResourceAlreadyExists:
+        row = conn.execute(
+            "SELECT lifecycle_stage FROM experiments WHERE name = ?", (name,)
+        ).fetchone()
+        if row and row[0] == LifecycleStage.DELETED:
+            return ResourceAlreadyExists(
+                f"Experiment '{name}' already exists in deleted state. You can restore the "
+                "experiment, or rename it before creating a new one with this name."
+            )
+        return ResourceAlreadyExists(f"Experiment '{name}' already exists.")
+
+    def _experiments(self, conn, where: str, params: Sequence) -> list[Experiment]:
+        rows = conn.execute(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+            f"last_update_time FROM experiments e WHERE {where}",
+            params,
+        ).fetchall()
+        if not rows:
+            return []
+        tags: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
+        for experiment_id, key, value in conn.execute(
+            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY key",
+            (_json_list(tags),),
+        ):
+            tags[experiment_id][key] = value
+        return [
+            Experiment(
+                experiment_id=str(row[0]),
+                name=row[1],
+                artifact_location=row[2],
+                lifecycle_stage=LifecycleStage(row[3]),
+                creation_time=row[4],
+                last_update_time=row[5],
+                tags=tags[row[0]],
+            )
+            for row in rows
+        ]
+
+    def get_experiment(self, experiment_id):
+        key = _as_int(experiment_id)
+        if key is None:
+            return None
+        with self._read() as conn:
+            found = self._experiments(conn, "experiment_id = ?", (key,))
+        return found[0] if found else None
+
+    def get_experiment_by_name(self, name):
+        with self._read() as conn:
+            found = self._experiments(conn, "name = ?", (name,))
+        return found[0] if found else None
+
+    def search_experiments(self, view_type, comparisons, order_by, max_results, offset):
+        where = ["e.lifecycle_stage IN (SELECT value FROM json_each(?))"]
+        params: list = [_json_list(view_type.stages)]
+        for comparison in comparisons:
+            sql, values = _experiment_condition(comparison)
+            where.append(sql)
+            params.extend(values)
+        order_sql = []
+        for term in order_by:
+            column = _EXPERIMENT_COLUMNS[term.key]
+            order_sql.append(f"{column} IS NULL, {column} {'ASC' if term.ascending else 'DESC'}")
+        order_sql.append("e.creation_time DESC, e.experiment_id DESC")
+        query = (
+            " AND ".join(where) + " ORDER BY " + ", ".join(order_sql) + " LIMIT ? OFFSET ?"
+        )
+        params.extend([max_results, offset])
+        with self._read() as conn:
+            return self._experiments(conn, query, params)
+
+    def rename_experiment(self, experiment_id, new_name, time_ms):
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "UPDATE experiments SET name = ?, last_update_time = ? "
+                    "WHERE experiment_id = ?",
+                    (new_name, time_ms, _as_int(experiment_id)),
+                )
+            except sqlite3.IntegrityError:
+                raise self._name_taken(conn, new_name) from None
+
+    def set_experiment_lifecycle(self, experiment_id, stage, time_ms):
+        key = _as_int(experiment_id)
+        with self._write() as conn:
+            if stage == LifecycleStage.DELETED:
+                conn.execute(
+                    "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? "
+                    "WHERE experiment_id = ? AND lifecycle_stage = 'active'",
+                    (time_ms, key),
+                )
+            else:
+                # Bring back the runs deleted together with the experiment, not the ones the
+                # user had deleted before.
+                conn.execute(
+                    "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL "
+                    "WHERE experiment_id = ? AND lifecycle_stage = 'deleted' AND deleted_time = "
+                    "(SELECT last_update_time FROM experiments WHERE experiment_id = ?)",
+                    (key, key),
+                )
+            conn.execute(
+                "UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? "
+                "WHERE experiment_id = ?",
+                (str(stage), time_ms, key),
+            )
+
+    def set_experiment_tag(self, experiment_id, key, value):
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+                (_as_int(experiment_id), key, value),
+            )
+
+    def delete_experiment_tag(self, experiment_id, key):
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
+                (_as_int(experiment_id), key),
+            )
+        return cursor.rowcount > 0
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, run_id, experiment_id, user_id, run_name, start_time, status, tags):
+        with self._write() as conn:
+            location = conn.execute(
+                "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+                (_as_int(experiment_id),),
+            ).fetchone()[0]
+            artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
+            conn.execute(
+                "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, "
+                "lifecycle_stage, artifact_uri) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+                (run_id, _as_int(experiment_id), run_name, user_id, str(status), start_time,
+                 artifact_uri),
+            )
+            all_tags = dict(tags)
+            all_tags[RUN_NAME_TAG] = run_name
+            conn.executemany(
+                "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)",
+                [(run_id, k, v) for k, v in all_tags.items()],
+            )
+            return self._runs(conn, [run_id])[0]
+
+    def _run_infos(self, conn, where: str, params: Sequence) -> list[RunInfo]:
+        return [_run_info(row) for row in conn.execute(f"{_RUN_INFO_SELECT} WHERE {where}", params)]
+
+    def _runs(self, conn, run_ids: Sequence[str], infos: Sequence[RunInfo] | None = None):
+        """Full runs, in the order of ``run_ids``."""
+        if not run_ids:
+            return []
+        ids_json = _json_list(run_ids)
+        if infos is None:
+            infos = self._run_infos(
+                conn, "r.run_uuid IN (SELECT value FROM json_each(?))", (ids_json,)
+            )
+        params: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+        tags: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+        metrics: dict[str, list[Metric]] = {run_id: [] for run_id in run_ids}
+        for run_id, key, value in conn.execute(
+            "SELECT run_uuid, key, value FROM params WHERE run_uuid IN "
+            "(SELECT value FROM json_each(?)) ORDER BY key",
+            (ids_json,),
+        ):
+            params[run_id][key] = value
+        for run_id, key, value in conn.execute(
+            "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN "
+            "(SELECT value FROM json_each(?)) ORDER BY key",
+            (ids_json,),
+        ):
+            tags[run_id][key] = value
+        for run_id, key, value, timestamp, step in conn.execute(
+            "SELECT run_uuid, key, value, timestamp, step FROM latest_metrics WHERE run_uuid IN "
+            "(SELECT value FROM json_each(?)) ORDER BY key",
+            (ids_json,),
+        ):
+            metrics[run_id].append(Metric(key, _value_or_nan(value), timestamp, step))
+        by_id = {info.run_id: info for info in infos}
+        return [
+            Run(
+                info=by_id[run_id],
+                data=RunData(
+                    metric_objects=tuple(metrics[run_id]),
+                    params=params[run_id],
+                    tags=tags[run_id],
+                ),
+            )
+            for run_id in run_ids
+            if run_id in by_id
+        ]
+
+    def get_run(self, run_id):
+        with self._read() as conn:
+            found = self._runs(conn, [run_id])
+        return found[0] if found else None
+
+    def get_run_info(self, run_id):
+        found = self._run_infos(self._conn(), "r.run_uuid = ?", (run_id,))
+        return found[0] if found else None
+
+    def update_run_info(self, run_id, status=None, end_time=None, run_name=None):
+        assignments, params = [], []
+        if status is not None:
+            assignments.append("status = ?")
+            params.append(str(status))
+        if end_time is not None:
+            assignments.append("end_time = ?")
+            params.append(end_time)
+        if run_name is not None:
+            assignments.append("name = ?")
+            params.append(run_name)
+        with self._write() as conn:
+            if assignments:
+                conn.execute(
+                    f"UPDATE runs SET {', '.join(assignments)} WHERE run_uuid = ?",
+                    (*params, run_id),
+                )
+            if run_name is not None:
+                conn.execute(
+                    "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+                    (run_id, RUN_NAME_TAG, run_name),
+                )
+            return self._run_infos(conn, "r.run_uuid = ?", (run_id,))[0]
+
+    def set_run_lifecycle(self, run_id, stage, time_ms):
+        deleted_time = time_ms if stage == LifecycleStage.DELETED else None
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?",
+                (str(stage), deleted_time, run_id),
+            )
+
+    def log_batch(self, run_id, metrics, params, tags):
+        with self._write() as conn:
+            if params:
+                self._insert_params(conn, run_id, params)
+            if tags:
+                conn.executemany(
+                    "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+                    [(run_id, t.key, t.value) for t in tags],
+                )
+                names = [t.value for t in tags if t.key == RUN_NAME_TAG]
+                if names:
+                    conn.execute(
+                        "UPDATE runs SET name = ? WHERE run_uuid = ?", (names[-1], run_id)
+                    )
+            if metrics:
+                self._append_metrics(conn, run_id, metrics)
+
+    @staticmethod
+    def _insert_params(conn, run_id: str, params: Sequence[Param]) -> None:
+        existing = dict(
+            conn.execute(
+                "SELECT key, value FROM params WHERE run_uuid = ? AND key IN "
+                "(SELECT value FROM json_each(?))",
+                (run_id, _json_list([p.key for p in params])),
+            ).fetchall()
+        )
+        new_rows = []
+        for param in params:
+            old = existing.get(param.key)
+            if old is None:
+                new_rows.append((run_id, param.key, param.value))
+            elif old != param.value:
+                raise ParamValueConflict(run_id, param.key, old, param.value)
+        conn.executemany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", new_rows)
+
+    def append_metric_columns(self, run_id, columns):
+        with self._write() as conn:
+            for key, (values, timestamps, steps) in columns.items():
+                if values:
+                    self._append_series(conn, run_id, key, values, timestamps, steps)
+
+    def _append_metrics(self, conn, run_id: str, metrics: Sequence[Metric]) -> None:
+        by_key: dict[str, list[Metric]] = {}
+        for metric in metrics:
+            points = by_key.get(metric.key)
+            if points is None:
+                by_key[metric.key] = [metric]
+            else:
+                points.append(metric)
+        for key, points in by_key.items():
+            _, values, timestamps, steps = zip(*points)
+            self._append_series(conn, run_id, key, values, timestamps, steps)
+
+    @staticmethod
+    def _append_series(conn, run_id, key, values, timestamps, steps) -> None:
+        row = conn.execute(
+            "SELECT series_id, point_count, step, timestamp, value FROM latest_metrics "
+            "WHERE run_uuid = ? AND key = ?",
+            (run_id, key),
+        ).fetchone()
+        n = len(values)
+        # The newest point by (step, timestamp, value); a NaN value ranks below any number.
+        total = sum(values)
+        if total == total:
+            best = max(zip(steps, timestamps, values, range(n)))[3]
+        else:
+            best = max(range(n), key=lambda i: _latest_order_key(steps[i], timestamps[i],
+                                                                values[i]))
+        candidate = (steps[best], timestamps[best], values[best])
+        if row is None:
+            series_id = conn.execute(
+                "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, point_count) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, key, candidate[2], candidate[1], candidate[0], n),
+            ).lastrowid
+            first_seq = 0
+        else:
+            series_id, first_seq = row[0], row[1]
+            if _latest_order_key(*candidate) > _latest_order_key(row[2], row[3], row[4]):
+                conn.execute(
+                    "UPDATE latest_metrics SET value = ?, timestamp = ?, step = ?, "
+                    "point_count = point_count + ? WHERE series_id = ?",
+                    (candidate[2], candidate[1], candidate[0], n, series_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE latest_metrics SET point_count = point_count + ? "
+                    "WHERE series_id = ?",
+                    (n, series_id),
+                )
+        conn.executemany(
+            "INSERT INTO metrics (series_id, seq, step, timestamp, value) VALUES (?, ?, ?, ?, ?)",
+            zip(repeat(series_id), count(first_seq), steps, timestamps, values),
+        )
+        for level, aggregates in enumerate(summarize(first_seq, steps, timestamps, values)):
+            conn.executemany(
+                _BUCKET_UPSERT, [(series_id, level, *aggregate) for aggregate in aggregates]
+            )
+
+    def delete_tag(self, run_id, key):
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM tags WHERE run_uuid = ? AND key = ?", (run_id, key))
+        return cursor.rowcount > 0
+
+    def search_runs(self, experiment_ids, comparisons, order_by, view_type, max_results, offset):
+        joins: list[str] = []
+        join_params: list = []
+        where = [
+            "r.experiment_id IN (SELECT value FROM json_each(?))",
+            "r.lifecycle_stage IN (SELECT value FROM json_each(?))",
+        ]
+        where_params: list = [
+            _json_list([_as_int(e) for e in experiment_ids]),
+            _json_list(view_type.stages),
+        ]
+        for comparison in comparisons:
+            sql, values = _run_condition(comparison)
+            where.append(sql)
+            where_params.extend(values)
+        order_sql: list[str] = []
+        for i, term in enumerate(order_by):
+            direction = "ASC" if term.ascending else "DESC"
+            if term.entity == Entity.ATTRIBUTE:
+                column = _RUN_COLUMNS[term.key]
+                order_sql.append(f"{column} IS NULL, {column} {direction}")
+                continue
+            alias = f"o{i}"
+            table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params",
+                     Entity.TAG: "tags"}[term.entity]
+            joins.append(
+                f"LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = ?"
+            )
+            join_params.append(term.key)
+            if term.entity == Entity.METRIC:
+                # Real values first, then NaN (stored as NULL), then runs without the metric.
+                order_sql.append(
+                    f"CASE WHEN {alias}.series_id IS NULL THEN 2 "
+                    f"WHEN {alias}.value IS NULL THEN 1 ELSE 0 END, {alias}.value {direction}"
+                )
+            else:
+                order_sql.append(f"{alias}.value IS NULL, {alias}.value {direction}")
+        order_sql.append("r.start_time DESC, r.run_uuid")
+        query = (
+            f"{_RUN_INFO_SELECT} {' '.join(joins)} WHERE {' AND '.join(where)} "
+            f"ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?"
+        )
+        with self._read() as conn:
+            infos = [
+                _run_info(row)
+                for row in conn.execute(
+                    query, (*join_params, *where_params, max_results, offset)
+                )
+            ]
+            return self._runs(conn, [info.run_id for info in infos], infos)
+
+    # -- metric history ----------------------------------------------------------------------
+
+    def _series_id(self, conn, run_id: str, key: str) -> int | None:
+        row = conn.execute(
+            "SELECT series_id FROM latest_metrics WHERE run_uuid = ? AND key = ?", (run_id, key)
+        ).fetchone()
+        return row[0] if row else None
+
+    def get_metric_history(self, run_id, key, max_results=None, offset=0):
+        with self._read() as conn:
+            series_id = self._series_id(conn, run_id, key)
+            if series_id is None:
+                return []
+            if max_results is None and offset == 0:
+                rows = conn.execute(
+                    "SELECT timestamp, step, value FROM metrics WHERE series_id = ? ORDER BY seq",
+                    (series_id,),
+                ).fetchall()
+                if not _in_history_order(rows):
+                    rows.sort(key=_history_sort_key)
+            else:
+                rows = conn.execute(
+                    "SELECT timestamp, step, value FROM metrics WHERE series_id = ? "
+                    "ORDER BY timestamp, step, value, seq LIMIT ? OFFSET ?",
+                    (series_id, -1 if max_results is None else max_results, offset),
+                ).fetchall()
+        return [
+            Metric(key, _NAN if value is None else value, timestamp, step)
+            for timestamp, step, value in rows
+        ]
+
+    def get_metric_series(self, run_ids, keys):
+        query = (
+            "SELECT m.series_id, m.run_uuid, m.key, m.point_count, r.start_time "
+            "FROM latest_metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+            "WHERE m.run_uuid IN (SELECT value FROM json_each(?))"
+        )
+        params: list = [_json_list(run_ids)]
+        if keys is not None:
+            query += " AND m.key IN (SELECT value FROM json_each(?))"
+            params.append(_json_list(keys))
+        rows = self._conn().execute(query + " ORDER BY m.run_uuid, m.key", params).fetchall()
+        return [MetricSeriesInfo(*row) for row in rows]
+
+    def read_metric_points(self, series_id):
+        rows = self._conn().execute(
+            "SELECT step, timestamp, value FROM metrics WHERE series_id = ? ORDER BY seq",
+            (series_id,),
+        ).fetchall()
+        return [(s, t, _NAN if v is None else v) for s, t, v in rows]
+
+    def read_metric_buckets(self, series_id, level):
+        rows = self._conn().execute(
+            "SELECT bucket, count, first_step, first_timestamp, first_value, last_step, "
+            "last_timestamp, last_value, min_step, min_timestamp, min_value, max_step, "
+            "max_timestamp, max_value FROM metric_buckets WHERE series_id = ? AND level = ? "
+            "ORDER BY bucket",
+            (series_id, level),
+        ).fetchall()
+        return [
+            MetricBucket(
+                bucket=row[0],
+                count=row[1],
+                first=(row[2], row[3], _value_or_nan(row[4])),
+                last=(row[5], row[6], _value_or_nan(row[7])),
+                min=None if row[10] is None else (row[8], row[9], row[10]),
+                max=None if row[13] is None else (row[11], row[12], row[13]),
+            )
+            for row in rows
+        ]
+
+
+# -- SQL building helpers ---------------------------------------------------------------------
+
+
+def _json_list(values) -> str:
+    return json.dumps([str(v) if isinstance(v, LifecycleStage | ViewType) else v for v in values])
+
+
+def _as_int(experiment_id) -> int | None:
+    try:
+        return int(experiment_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def _run_info(row) -> RunInfo:
+    return RunInfo(
+        run_id=row[0],
+        experiment_id=str(row[1]),
+        run_name=row[2],
+        user_id=row[3],
+        status=RunStatus(row[4]),
+        start_time=row[5],
+        end_time=row[6],
+        artifact_uri=row[7],
+        lifecycle_stage=LifecycleStage(row[8]),
+    )
+
+
+def _value_condition(column: str, comparison: Comparison) -> tuple[str, list]:
+    op, value = comparison.operator, comparison.value
+    if op == "LIKE":
+        return f"{column} GLOB ?", [like_to_glob(str(value))]
+    if op == "ILIKE":
+        # SQLite's LIKE ignores case (for ASCII), which is exactly ILIKE.
+        return f"{column} LIKE ?", [value]
+    if op in ("IN", "NOT IN"):
+        return f"{column} {op} (SELECT value FROM json_each(?))", [_json_list(value)]
+    return f"{column} {op} ?", [value]
+
+
+def _keyed_condition(table: str, owner_column: str, owner: str, comparison: Comparison):
+    """A condition on a metric/param/tag row of the run (or experiment) ``owner``."""
+    exists = f"SELECT 1 FROM {table} x WHERE x.{owner_column} = {owner} AND x.key = ?"
+    if comparison.operator == "IS NULL":
+        return f"NOT EXISTS ({exists})", [comparison.key]
+    if comparison.operator == "IS NOT NULL":
+        return f"EXISTS ({exists})", [comparison.key]
+    if comparison.entity == Entity.METRIC and comparison.operator == "!=":
+        # NaN (NULL here) differs from every number.
+        return f"EXISTS ({exists} AND (x.value IS NULL OR x.value != ?))", [
+            comparison.key, comparison.value]
+    sql, values = _value_condition("x.value", comparison)
+    return f"EXISTS ({exists} AND {sql})", [comparison.key, *values]
+
+
+def _run_condition(comparison: Comparison) -> tuple[str, list]:
+    if comparison.entity == Entity.ATTRIBUTE:
+        return _value_condition(_RUN_COLUMNS[comparison.key], comparison)
+    table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "tags"}[
+        comparison.entity
+    ]
+    return _keyed_condition(table, "run_uuid", "r.run_uuid", comparison)
+
+
+def _experiment_condition(comparison: Comparison) -> tuple[str, list]:
+    if comparison.entity == Entity.ATTRIBUTE:
+        column = _EXPERIMENT_COLUMNS[comparison.key]
+        if comparison.key == "experiment_id":
+            column = "CAST(e.experiment_id AS TEXT)"
+        return _value_condition(column, comparison)
+    return _keyed_condition("experiment_tags", "experiment_id", "e.experiment_id", comparison)
+
+
+def _in_history_order(rows: list[tuple]) -> bool:
+    try:
+        return all(map(operator.le, rows, islice(rows, 1, None)))
+    except TypeError:  # a NaN (None) tied on timestamp and step with a number
+        return False
+
+
+def _history_sort_key(row: tuple) -> tuple:
+    timestamp, step, value = row
+    return (timestamp, step, -math.inf if value is None else value)
