@@ -73,7 +73,7 @@ def validate_key(kind: str, key: object) -> str:
 def _check_length(what: str, key: str, value: str, limit: int) -> str:
     if len(value) > limit:
         raise InvalidParameterValue(
-            f"{what} of '{key}' exceeds the maximum length of {limit} characters (it has "
+            f"{what} '{key}' exceeds the maximum length of {limit} characters (it has "
             f"{len(value)}). labtrack does not truncate values; store long text as an artifact."
         )
     return value

@@ -1,0 +1,277 @@
+"""The Store contract, on a real SQLite file."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+from sqlite_utils import Database
+
+from labtrack.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, ViewType
+from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
+from labtrack.store import SqliteStore
+from labtrack.store.metric_summary import LEVEL_SIZES
+from labtrack.store.query import Comparison, Entity, OrderTerm
+
+
+def make_run(store, run_id="r1", experiment_id="0", start_time=1000, name="run", tags=None):
+    return store.create_run(run_id, experiment_id, "alice", name, start_time, RunStatus.RUNNING,
+                            tags or {})
+
+
+def test_fresh_store_has_default_experiment_and_schema(store):
+    experiment = store.get_experiment("0")
+    assert experiment.name == "Default"
+    assert experiment.lifecycle_stage == LifecycleStage.ACTIVE
+    assert experiment.artifact_location.startswith("file://")
+    assert experiment.artifact_location.endswith("/artifacts/0")
+    db = Database(sqlite3.connect(store.path))
+    assert {"experiments", "experiment_tags", "runs", "params", "tags", "latest_metrics",
+            "metrics", "metric_buckets"} <= set(db.table_names())
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_reopening_applies_migrations_once(tmp_path):
+    path = tmp_path / "x.db"
+    SqliteStore(path).close()
+    store = SqliteStore(path)
+    rows = store._conn().execute("SELECT name FROM _sqlite_migrations").fetchall()
+    assert rows == [("m001_tracking",)]
+    assert store._conn().execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
+    store.close()
+
+
+def test_experiment_crud(store):
+    experiment_id = store.create_experiment("exp", None, {"team": "ml"}, 5)
+    experiment = store.get_experiment(experiment_id)
+    assert (experiment.name, experiment.tags, experiment.creation_time) == ("exp", {"team": "ml"},
+                                                                            5)
+    assert experiment.artifact_location.endswith(f"/artifacts/{experiment_id}")
+    assert store.get_experiment_by_name("exp") == experiment
+    assert store.get_experiment("999") is None
+    assert store.get_experiment("not-a-number") is None
+    store.rename_experiment(experiment_id, "renamed", 6)
+    assert store.get_experiment(experiment_id).name == "renamed"
+    assert store.get_experiment(experiment_id).last_update_time == 6
+    store.set_experiment_tag(experiment_id, "team", "data")
+    assert store.get_experiment(experiment_id).tags == {"team": "data"}
+    assert store.delete_experiment_tag(experiment_id, "team")
+    assert not store.delete_experiment_tag(experiment_id, "team")
+
+
+def test_experiment_names_are_unique_even_when_deleted(store):
+    experiment_id = store.create_experiment("exp", None, {}, 1)
+    with pytest.raises(ResourceAlreadyExists, match="Experiment 'exp' already exists"):
+        store.create_experiment("exp", None, {}, 2)
+    store.set_experiment_lifecycle(experiment_id, LifecycleStage.DELETED, 3)
+    with pytest.raises(ResourceAlreadyExists, match="deleted state"):
+        store.create_experiment("exp", None, {}, 4)
+    other = store.create_experiment("other", None, {}, 5)
+    with pytest.raises(ResourceAlreadyExists):
+        store.rename_experiment(other, "exp", 6)
+
+
+def test_deleting_an_experiment_deletes_its_runs_and_restore_brings_back_only_those(store):
+    experiment_id = store.create_experiment("exp", None, {}, 1)
+    make_run(store, "kept", experiment_id)
+    make_run(store, "deleted-before", experiment_id)
+    store.set_run_lifecycle("deleted-before", LifecycleStage.DELETED, 10)
+    store.set_experiment_lifecycle(experiment_id, LifecycleStage.DELETED, 20)
+    assert store.get_run_info("kept").lifecycle_stage == LifecycleStage.DELETED
+    store.set_experiment_lifecycle(experiment_id, LifecycleStage.ACTIVE, 30)
+    assert store.get_run_info("kept").lifecycle_stage == LifecycleStage.ACTIVE
+    assert store.get_run_info("deleted-before").lifecycle_stage == LifecycleStage.DELETED
+
+
+def test_create_and_get_run(store):
+    experiment_id = store.create_experiment("exp", "file:///tmp/somewhere", {}, 1)
+    run = make_run(store, "abc", experiment_id, tags={"t": "v"})
+    assert run.info.run_id == "abc" == run.info.run_uuid
+    assert run.info.artifact_uri == "file:///tmp/somewhere/abc/artifacts"
+    assert run.info.status == RunStatus.RUNNING
+    assert run.data.tags == {"t": "v", "mlflow.runName": "run"}
+    assert store.get_run("abc") == run
+    assert store.get_run("missing") is None
+
+
+def test_update_run_keeps_name_and_tag_in_step(store):
+    make_run(store)
+    info = store.update_run_info("r1", status=RunStatus.FINISHED, end_time=99, run_name="new")
+    assert (info.status, info.end_time, info.run_name) == (RunStatus.FINISHED, 99, "new")
+    assert store.get_run("r1").data.tags["mlflow.runName"] == "new"
+    store.log_batch("r1", [], [], [RunTag("mlflow.runName", "via-tag")])
+    assert store.get_run_info("r1").run_name == "via-tag"
+
+
+def test_params_are_write_once_and_atomic(store):
+    make_run(store)
+    store.log_batch("r1", [], [Param("lr", "0.1")], [])
+    store.log_batch("r1", [], [Param("lr", "0.1")], [])  # same value again is fine
+    with pytest.raises(ParamValueConflict) as caught:
+        store.log_batch("r1", [Metric("m", 1.0, 1, 0)], [Param("new", "x"), Param("lr", "0.2")],
+                        [])
+    assert "'0.1'" in caught.value.message and "'0.2'" in caught.value.message
+    run = store.get_run("r1")
+    assert run.data.params == {"lr": "0.1"}  # nothing of the failed batch was written
+    assert run.data.metrics == {}
+
+
+def test_tags_overwrite_and_delete(store):
+    make_run(store)
+    store.log_batch("r1", [], [], [RunTag("a", "1")])
+    store.log_batch("r1", [], [], [RunTag("a", "2")])
+    assert store.get_run("r1").data.tags["a"] == "2"
+    assert store.delete_tag("r1", "a")
+    assert not store.delete_tag("r1", "a")
+
+
+def test_latest_metric_is_highest_step_then_timestamp_then_value(store):
+    make_run(store)
+    store.log_batch("r1", [Metric("m", 5.0, 100, 3), Metric("m", 1.0, 50, 7)], [], [])
+    assert store.get_run("r1").data.metric_objects == (Metric("m", 1.0, 50, 7),)
+    store.log_batch("r1", [Metric("m", 9.0, 10, 2)], [], [])  # lower step: not latest
+    assert store.get_run("r1").data.metrics == {"m": 1.0}
+    store.log_batch("r1", [Metric("m", 0.5, 60, 7)], [], [])  # same step, newer timestamp
+    assert store.get_run("r1").data.metrics == {"m": 0.5}
+    store.log_batch("r1", [Metric("m", 0.7, 60, 7)], [], [])  # same step and time, larger
+    assert store.get_run("r1").data.metrics == {"m": 0.7}
+    store.log_batch("r1", [Metric("m", float("nan"), 60, 7)], [], [])  # NaN ranks lowest
+    assert store.get_run("r1").data.metrics == {"m": 0.7}
+
+
+def test_nan_and_infinities_round_trip(store):
+    make_run(store)
+    values = [float("nan"), float("inf"), float("-inf"), 1e308, 5e-324, -1.5]
+    store.log_batch("r1", [Metric("m", v, i, i) for i, v in enumerate(values)], [], [])
+    history = store.get_metric_history("r1", "m")
+    assert math.isnan(history[0].value)
+    assert [m.value for m in history[1:]] == values[1:]
+    store.log_batch("r1", [Metric("only_nan", float("nan"), 1, 0)], [], [])
+    assert math.isnan(store.get_run("r1").data.metrics["only_nan"])
+
+
+def test_history_is_ordered_by_timestamp_step_value(store):
+    make_run(store)
+    points = [Metric("m", 3.0, 20, 1), Metric("m", 1.0, 10, 5), Metric("m", 2.0, 10, 5),
+              Metric("m", 0.0, 10, 2)]
+    store.log_batch("r1", points, [], [])
+    expected = sorted(points, key=lambda m: (m.timestamp, m.step, m.value))
+    assert store.get_metric_history("r1", "m") == expected
+    assert store.get_metric_history("r1", "m", max_results=2) == expected[:2]
+    assert store.get_metric_history("r1", "m", max_results=2, offset=2) == expected[2:]
+    assert store.get_metric_history("r1", "other") == []
+
+
+def test_history_keeps_duplicates_and_appends_across_batches(store):
+    make_run(store)
+    store.log_batch("r1", [Metric("m", 1.0, 1, 0)] * 3, [], [])
+    store.append_metric_columns("r1", {"m": ([2.0, 3.0], [2, 3], [1, 2])})
+    assert [m.value for m in store.get_metric_history("r1", "m")] == [1.0, 1.0, 1.0, 2.0, 3.0]
+    (series,) = store.get_metric_series(["r1"], ["m"])
+    assert series.point_count == 5 and series.run_start_time == 1000
+
+
+def _brute_force_buckets(points, size):
+    buckets = {}
+    for seq, (step, timestamp, value) in enumerate(points):
+        buckets.setdefault(seq // size, []).append((step, timestamp, value))
+    out = {}
+    for bucket, members in buckets.items():
+        real = [p for p in members if not math.isnan(p[2])]
+        out[bucket] = (
+            len(members),
+            min(real, key=lambda p: p[2])[2] if real else None,
+            max(real, key=lambda p: p[2])[2] if real else None,
+            members[0][:2],
+            members[-1][:2],
+        )
+    return out
+
+
+def test_summaries_match_the_raw_points_across_uneven_batches(store):
+    make_run(store)
+    import random
+
+    rng = random.Random(7)
+    points = []
+    seq = 0
+    for batch_size in [1, 63, 64, 65, 1000, 3000, 17, 20000]:
+        batch = []
+        for _ in range(batch_size):
+            value = rng.gauss(0, 1)
+            if rng.random() < 0.01:
+                value = float("nan")
+            batch.append((seq, seq * 10, value))
+            seq += 1
+        points.extend(batch)
+        store.append_metric_columns(
+            "r1", {"m": ([p[2] for p in batch], [p[1] for p in batch], [p[0] for p in batch])}
+        )
+    (series,) = store.get_metric_series(["r1"], ["m"])
+    assert store.read_metric_points(series.series_id)[:3] == [p for p in points[:3]]
+    for level, size in enumerate(LEVEL_SIZES):
+        expected = _brute_force_buckets(points, size)
+        stored = store.read_metric_buckets(series.series_id, level)
+        assert [b.bucket for b in stored] == sorted(expected)
+        for bucket in stored:
+            count, low, high, first, last = expected[bucket.bucket]
+            assert bucket.count == count
+            assert (bucket.min[2] if bucket.min else None) == low
+            assert (bucket.max[2] if bucket.max else None) == high
+            assert bucket.first[:2] == first and bucket.last[:2] == last
+
+
+def _seed_search(store):
+    experiment_id = store.create_experiment("search", None, {}, 1)
+    rows = [
+        ("a", 100, {"acc": 0.9, "loss": 0.1}, {"model": "cnn"}, {"team": "x"}),
+        ("b", 200, {"acc": 0.5}, {"model": "rnn"}, {}),
+        ("c", 300, {"acc": float("nan")}, {"model": "cnn"}, {"team": "y"}),
+        ("d", 300, {}, {}, {}),
+    ]
+    for run_id, start, metrics, params, tags in rows:
+        make_run(store, run_id, experiment_id, start_time=start)
+        store.log_batch(
+            run_id,
+            [Metric(k, v, 1, 0) for k, v in metrics.items()],
+            [Param(k, v) for k, v in params.items()],
+            [RunTag(k, v) for k, v in tags.items()],
+        )
+    return experiment_id
+
+
+def _ids(runs):
+    return [r.info.run_id for r in runs]
+
+
+def test_search_runs_orders_missing_and_nan_last_with_start_time_tie_break(store):
+    experiment_id = _seed_search(store)
+    search = lambda order, **kw: _ids(store.search_runs(  # noqa: E731
+        [experiment_id], kw.get("where", []), order, ViewType.ACTIVE_ONLY, 10, 0))
+    assert search([]) == ["c", "d", "b", "a"]  # newest first, then run id
+    assert search([OrderTerm(Entity.METRIC, "acc", False)]) == ["a", "b", "c", "d"]
+    assert search([OrderTerm(Entity.METRIC, "acc", True)]) == ["b", "a", "c", "d"]
+    assert search([OrderTerm(Entity.PARAM, "model", True)]) == ["c", "a", "b", "d"]
+    assert search([OrderTerm(Entity.ATTRIBUTE, "start_time", True)]) == ["a", "b", "c", "d"]
+    nan_differs = [Comparison(Entity.METRIC, "acc", "!=", 0.5)]
+    assert search([], where=nan_differs) == ["c", "a"]
+
+
+def test_search_runs_pages_with_offset(store):
+    experiment_id = _seed_search(store)
+    first = store.search_runs([experiment_id], [], [], ViewType.ACTIVE_ONLY, 2, 0)
+    second = store.search_runs([experiment_id], [], [], ViewType.ACTIVE_ONLY, 2, 2)
+    assert _ids(first) + _ids(second) == ["c", "d", "b", "a"]
+
+
+def test_concurrent_openers_of_a_new_store_do_not_collide(tmp_path):
+    import concurrent.futures
+
+    path = tmp_path / "new.db"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        stores = list(pool.map(lambda _: SqliteStore(path), range(8)))
+    assert stores[0]._conn().execute("SELECT count(*) FROM _sqlite_migrations").fetchone() == (1,)
+    for opened in stores:
+        opened.close()
