@@ -31,7 +31,7 @@ from labtrack.entities import (
     RunTag,
     ViewType,
 )
-from labtrack.errors import InvalidParameterValue, ResourceAlreadyExists
+from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceAlreadyExists
 from labtrack.services import validation
 
 _tracking_uri: str | None = None
@@ -80,7 +80,7 @@ class ActiveRun:
             status = RunStatus.FAILED
         try:
             _end(self, status)
-        except MetricWriterError as error:
+        except LabtrackError as error:
             if exc is None:
                 raise
             # Do not hide the exception that ended the run; carry the storage error along.
@@ -250,19 +250,25 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
 
 
 def _end(active: ActiveRun, status: RunStatus | str) -> None:
-    error: MetricWriterError | None = None
+    """Store the buffered points, then set the final status; the run leaves the stack even
+    when either step fails, and every failure is reported."""
+    errors: list[LabtrackError] = []
     try:
         active._client.flush()
-    except MetricWriterError as flush_error:
-        error = flush_error
+    except MetricWriterError as error:
+        errors.append(error)
     try:
         active._client.set_terminated(active.run_id, status)
+    except LabtrackError as error:
+        errors.append(error)
     finally:
         stack = _stack()
         if active in stack:
             stack.remove(active)
-    if error is not None:
-        raise error
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(f"Also: {other}")
+        raise errors[0]
 
 
 def _active_run_id() -> str:

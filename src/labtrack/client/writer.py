@@ -11,8 +11,8 @@ written.
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -153,12 +153,18 @@ def flush_all() -> None:
 def _after_fork_in_child() -> None:
     for writer in list(_writers):
         writer._after_fork_in_child()
-    # multiprocessing children leave through os._exit, skipping atexit: register with
-    # multiprocessing's own exit hooks so their points are written too.
-    multiprocessing_util = sys.modules.get("multiprocessing.util")
-    if multiprocessing_util is not None:
-        multiprocessing_util.Finalize(None, flush_all, exitpriority=100)
 
 
+class _ExitFlushHook:
+    """multiprocessing children leave through ``os._exit``, skipping atexit, and clear the
+    finalizers they inherited when they start. Its after-fork hooks run after that clearing
+    (for fork, spawn and forkserver children alike): register the exit flush there."""
+
+    def __call__(self, _self: object) -> None:
+        multiprocessing.util.Finalize(None, flush_all, exitpriority=100)
+
+
+_exit_flush_hook = _ExitFlushHook()
+multiprocessing.util.register_after_fork(_exit_flush_hook, _exit_flush_hook)
 atexit.register(flush_all)
 os.register_at_fork(after_in_child=_after_fork_in_child)
