@@ -60,6 +60,13 @@ from labtrack.errors import LabtrackError
 
 __version__ = "0.1.0"
 
+
+def _jupyter_server_extension_points() -> list[dict]:
+    """Tells jupyter_server where the extension lives (imported only when it loads)."""
+    from labtrack.server.app import LabTrack
+
+    return [{"module": "labtrack", "app": LabTrack}]
+
 __all__ = [
     "ActiveRun",
     "Experiment",

@@ -2,8 +2,11 @@
 
 ============================  ===============================================================
 ``LABTRACK_TRACKING_URI``     The store to log to: a folder or ``.db`` file path,
-                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``.
+                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or
+                              ``http(s)://host:port[/labtrack]`` for a labtrack server.
                               Default: ``labtrack.db`` in the data directory.
+``LABTRACK_TRACKING_TOKEN``   Bearer token sent to a labtrack server (a Jupyter token under
+                              Jupyter, a server token for ``labtrack server``).
 ``LABTRACK_HOME``             The data directory (default: the platform's user data folder,
                               e.g. ``~/.local/share/labtrack`` on Linux).
 ``LABTRACK_FLUSH_INTERVAL``   Seconds between background flushes of buffered metric points

@@ -267,7 +267,7 @@ def test_experiment_search_grammar(service):
         "Recommender", "forecast-plant-1", "forecast-plant-2"]
     assert search(order_by=["experiment_id"])[0] == "Default"
     assert search("experiment_id IN ('0')") == ["Default"]
-    with pytest.raises(InvalidParameterValue, match="only attributes and tags"):
+    with pytest.raises(InvalidParameterValue, match="only attributes, tags can be searched"):
         service.search_experiments(filter_string="metrics.acc > 1")
     with pytest.raises(InvalidParameterValue, match="invalid attribute key 'status'"):
         parse_filter("status = 'x'", EXPERIMENT_ATTRIBUTES)

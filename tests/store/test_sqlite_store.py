@@ -38,9 +38,22 @@ def test_reopening_applies_migrations_once(tmp_path):
     SqliteStore(path).close()
     store = SqliteStore(path)
     rows = store._conn().execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert rows == [("m001_tracking",)]
+    assert rows == [("m001_tracking",), ("m002_inputs_outputs_logged_models",),
+                    ("m003_store_settings",)]
     assert store._conn().execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
     store.close()
+
+
+def test_the_artifact_root_is_recorded_for_later_openers(tmp_path):
+    path = tmp_path / "db" / "x.db"
+    SqliteStore(path, tmp_path / "elsewhere").close()
+    reopened = SqliteStore(path)
+    assert reopened.artifact_root == str(tmp_path / "elsewhere")
+    experiment_id = reopened.create_experiment("e", None, {}, 1)
+    assert reopened.get_experiment(experiment_id).artifact_location == (
+        (tmp_path / "elsewhere" / experiment_id).as_uri())
+    reopened.close()
+    assert SqliteStore(tmp_path / "fresh.db").artifact_root == str(tmp_path / "artifacts")
 
 
 def test_experiment_crud(store):
@@ -272,6 +285,7 @@ def test_concurrent_openers_of_a_new_store_do_not_collide(tmp_path):
     path = tmp_path / "new.db"
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         stores = list(pool.map(lambda _: SqliteStore(path), range(8)))
-    assert stores[0]._conn().execute("SELECT count(*) FROM _sqlite_migrations").fetchone() == (1,)
+    applied = stores[0]._conn().execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
+    assert applied == (3,)
     for opened in stores:
         opened.close()

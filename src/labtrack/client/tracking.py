@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labtrack import config
+from labtrack.client.rest import RestTrackingService
 from labtrack.client.run_context import USER_TAG, current_user
 from labtrack.client.writer import MetricWriter
 from labtrack.entities import (
@@ -42,7 +43,7 @@ from labtrack.store import SqliteStore
 
 @dataclass
 class _Backend:
-    service: TrackingService
+    service: TrackingService | RestTrackingService
     writer: MetricWriter
 
 
@@ -50,22 +51,29 @@ _backends: dict[str, _Backend] = {}
 _backends_lock = threading.Lock()
 
 
+def _is_remote(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def _backend(tracking_uri: str) -> _Backend:
-    path = str(config.sqlite_database_path(tracking_uri))
+    """One service and one writer per store per process, whichever client asks."""
+    remote = _is_remote(tracking_uri)
+    key = tracking_uri.rstrip("/") if remote else str(config.sqlite_database_path(tracking_uri))
     with _backends_lock:
-        backend = _backends.get(path)
+        backend = _backends.get(key)
         if backend is None:
-            service = TrackingService(SqliteStore(path))
+            service = RestTrackingService(key) if remote else TrackingService(SqliteStore(key))
             writer = MetricWriter(service.log_metric_columns, interval=config.flush_interval())
-            backend = _backends[path] = _Backend(service, writer)
+            backend = _backends[key] = _Backend(service, writer)
         return backend
 
 
 class TrackingClient:
     """Experiments, runs, metrics, params, tags and artifacts of one tracking URI.
 
-    :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI; default
-        ``LABTRACK_TRACKING_URI`` or the embedded store in the user's data directory.
+    :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store, or
+        ``http(s)://…`` for a labtrack server (token from ``LABTRACK_TRACKING_TOKEN``);
+        default ``LABTRACK_TRACKING_URI`` or the embedded store in the user's data directory.
     """
 
     def __init__(self, tracking_uri: str | os.PathLike | None = None):

@@ -51,7 +51,7 @@ class AttributeRules:
     strings: frozenset[str]
     listable: frozenset[str]  # string attributes that accept IN / NOT IN
     aliases: dict[str, str]
-    has_metrics_and_params: bool
+    keyed: frozenset[Entity]  # which of metrics/params/tags the searched objects have
 
     def canonical(self, key: str) -> str | None:
         key = self.aliases.get(key, key)
@@ -68,14 +68,23 @@ RUN_ATTRIBUTES = AttributeRules(
     listable=frozenset({"run_id"}),
     aliases={"created": "start_time", "Created": "start_time", "run name": "run_name",
              "Run name": "run_name", "Run Name": "run_name", "run_uuid": "run_id"},
-    has_metrics_and_params=True,
+    keyed=frozenset({Entity.METRIC, Entity.PARAM, Entity.TAG}),
 )
 EXPERIMENT_ATTRIBUTES = AttributeRules(
     numeric=frozenset({"creation_time", "last_update_time"}),
     strings=frozenset({"name", "experiment_id"}),
     listable=frozenset({"experiment_id"}),
     aliases={},
-    has_metrics_and_params=False,
+    keyed=frozenset({Entity.TAG}),
+)
+LOGGED_MODEL_ATTRIBUTES = AttributeRules(
+    numeric=frozenset({"creation_timestamp", "last_updated_timestamp"}),
+    strings=frozenset({"model_id", "name", "model_type", "status", "source_run_id"}),
+    listable=frozenset({"model_id", "name", "source_run_id"}),
+    aliases={"creation_time": "creation_timestamp", "last_update_time": "last_updated_timestamp",
+             "creation_timestamp_ms": "creation_timestamp",
+             "last_updated_timestamp_ms": "last_updated_timestamp"},
+    keyed=frozenset({Entity.PARAM, Entity.TAG}),
 )
 
 _TOKEN = re.compile(
@@ -196,8 +205,9 @@ class _Parser:
                     f"invalid attribute key '{key}'. Valid keys are: {self.rules.names}."
                 )
             return entity, canonical
-        if entity in (Entity.METRIC, Entity.PARAM) and not self.rules.has_metrics_and_params:
-            raise self.error(f"'{token.text}': only attributes and tags can be searched here.")
+        if entity not in self.rules.keyed:
+            searchable = ", ".join(["attributes", *sorted(f"{e}s" for e in self.rules.keyed)])
+            raise self.error(f"'{token.text}': only {searchable} can be searched here.")
         if not key:
             raise self.error(f"missing key after '{token.text}'.")
         return entity, key

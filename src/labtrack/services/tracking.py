@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from labtrack.entities import (
+    DatasetInput,
     Experiment,
     FileInfo,
     LifecycleStage,
     Metric,
     MetricSeries,
+    ModelOutput,
     PagedList,
     Param,
     Run,
@@ -51,6 +53,41 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_DATASET_LIMITS = {
+    "name": 500, "digest": 36, "source_type": 36, "source": 65535, "schema": 1048575,
+    "profile": 16777215,
+}
+
+
+def _validate_dataset_input(dataset_input: DatasetInput) -> None:
+    dataset = dataset_input.dataset
+    for field_name, limit in _DATASET_LIMITS.items():
+        value = getattr(dataset, field_name)
+        if field_name in ("name", "digest") and not value:
+            raise InvalidParameterValue(
+                f"Missing value for required parameter 'dataset.{field_name}'."
+            )
+        if value is not None and len(value) > limit:
+            raise InvalidParameterValue(
+                f"Dataset {field_name} of '{dataset.name[:40]}' exceeds the maximum length of "
+                f"{limit} characters (it has {len(value)})."
+            )
+    for key, value in dataset_input.tags.items():
+        if not key or len(key) > 255:
+            raise InvalidParameterValue(
+                f"Input tag key '{key[:40]}' must have 1 to 255 characters."
+            )
+        if len(value) > 500:
+            raise InvalidParameterValue(
+                f"Value of input tag '{key}' exceeds the maximum length of 500 characters."
+            )
+
+
+def _inside_folder(path: str, root: str) -> bool:
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def _view_type(value: ViewType | str | None) -> ViewType:
     if value is None:
         return ViewType.ACTIVE_ONLY
@@ -73,10 +110,16 @@ def _status(value: RunStatus | str) -> RunStatus:
 
 
 class TrackingService:
-    """Tracking rules over ``store``; methods mirror MLflow's tracking API."""
+    """Tracking rules over ``store``; methods mirror MLflow's tracking API.
 
-    def __init__(self, store: Store):
+    :param confine_artifacts: refuse experiment artifact locations outside the store's
+        artifact root. The REST server turns this on: a remote caller must not point an
+        experiment at an arbitrary server folder and then list or download from it.
+    """
+
+    def __init__(self, store: Store, confine_artifacts: bool = False):
         self.store = store
+        self.confine_artifacts = confine_artifacts
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -90,7 +133,12 @@ class TrackingService:
         if artifact_location:
             # Only local folders (plain paths or file: URIs) for now; refuse anything else
             # rather than storing a location no repository can open.
-            uri_to_local_path(artifact_location)
+            folder = uri_to_local_path(artifact_location)
+            if self.confine_artifacts and not _inside_folder(folder, self.store.artifact_root):
+                raise InvalidParameterValue(
+                    f"Invalid artifact location '{artifact_location}': it must lie inside the "
+                    "server's artifact root (use an mlflow-artifacts:/ URI or leave it empty)."
+                )
         return self.store.create_experiment(name, artifact_location or None, checked_tags,
                                             now_ms())
 
@@ -320,6 +368,28 @@ class TrackingService:
                     validation.int64("step", key, s)
         self._active_run(run_id)
         self.store.append_metric_columns(run_id, columns)
+
+    def log_inputs(
+        self, run_id: str, datasets: Sequence[DatasetInput] = (),
+        model_ids: Sequence[str] = (),
+    ) -> None:
+        """Record the datasets (and logged models) a run used."""
+        for dataset_input in datasets:
+            _validate_dataset_input(dataset_input)
+        for model_id in model_ids:
+            if self.store.get_logged_model(model_id) is None:
+                raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        self._active_run(run_id)
+        self.store.log_inputs(run_id, datasets, model_ids)
+
+    def log_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
+        """Record the logged models a run produced."""
+        for output in outputs:
+            if self.store.get_logged_model(output.model_id) is None:
+                raise ResourceDoesNotExist(f"Logged model with ID '{output.model_id}' not found.")
+            validation.int64("step", output.model_id, output.step)
+        self._active_run(run_id)
+        self.store.log_outputs(run_id, outputs)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         key = validation.validate_key("Tag", key)

@@ -13,9 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from labtrack.entities import (
+    DatasetInput,
     Experiment,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
+    ModelOutput,
     Param,
     Run,
     RunInfo,
@@ -177,6 +181,64 @@ class Store(ABC):
         """Runs matching all comparisons. A comparison on a metric, param or tag the run
         lacks is false (``IS NULL`` excepted). Ties, and what ``order_by`` leaves unordered,
         go by start time (newest first) then run id; missing and NaN values sort last."""
+
+    @abstractmethod
+    def log_inputs(
+        self, run_id: str, datasets: Sequence[DatasetInput], model_ids: Sequence[str]
+    ) -> None:
+        """Record datasets (deduplicated per experiment by name and digest) and logged
+        models the run used."""
+
+    @abstractmethod
+    def log_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
+        """Record logged models the run produced."""
+
+    # -- logged models (MLflow 3) ------------------------------------------------------------
+
+    @abstractmethod
+    def create_logged_model(
+        self,
+        model_id: str,
+        experiment_id: str,
+        name: str,
+        time_ms: int,
+        model_type: str | None,
+        source_run_id: str | None,
+        params: dict[str, str],
+        tags: dict[str, str],
+    ) -> LoggedModel:
+        """Artifacts live in ``<experiment artifact location>/models/<model_id>/artifacts``."""
+
+    @abstractmethod
+    def get_logged_model(self, model_id: str) -> LoggedModel | None: ...
+
+    @abstractmethod
+    def update_logged_model(
+        self, model_id: str, time_ms: int, status: LoggedModelStatus | None = None,
+        lifecycle_stage: LifecycleStage | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str], time_ms: int) -> None:
+        ...
+
+    @abstractmethod
+    def delete_logged_model_tag(self, model_id: str, key: str) -> bool: ...
+
+    @abstractmethod
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
+        """Params are write-once like run params (``ParamValueConflict``)."""
+
+    @abstractmethod
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        comparisons: Sequence[Comparison],
+        order_by: Sequence[OrderTerm],
+        max_results: int,
+        offset: int,
+    ) -> list[LoggedModel]:
+        """Active logged models, newest first unless ordered otherwise."""
 
     # -- metric history ----------------------------------------------------------------------
 

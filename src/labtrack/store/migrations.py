@@ -123,3 +123,85 @@ def m001_tracking(db: Database) -> None:
         ) WITHOUT ROWID
         """,
     )
+
+
+@migrations()
+def m002_inputs_outputs_logged_models(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE datasets (
+            dataset_uuid TEXT PRIMARY KEY,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            source_type TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            schema TEXT,
+            profile TEXT,
+            UNIQUE (experiment_id, name, digest)
+        );
+
+        CREATE TABLE run_dataset_inputs (
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            dataset_uuid TEXT NOT NULL REFERENCES datasets (dataset_uuid),
+            tags TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run_uuid, dataset_uuid)
+        ) WITHOUT ROWID;
+
+        -- MLflow 3 "logged models": a model with its own id, logged by a run.
+        CREATE TABLE logged_models (
+            model_id TEXT PRIMARY KEY,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+            name TEXT NOT NULL,
+            artifact_location TEXT NOT NULL,
+            creation_timestamp_ms INTEGER NOT NULL,
+            last_updated_timestamp_ms INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            status_message TEXT,
+            model_type TEXT,
+            source_run_id TEXT,
+            lifecycle_stage TEXT NOT NULL DEFAULT 'active'
+                CHECK (lifecycle_stage IN ('active', 'deleted'))
+        );
+        CREATE INDEX logged_models_experiment_created
+            ON logged_models (experiment_id, creation_timestamp_ms DESC);
+        CREATE INDEX logged_models_source_run ON logged_models (source_run_id);
+
+        CREATE TABLE logged_model_params (
+            model_id TEXT NOT NULL REFERENCES logged_models (model_id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (model_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE logged_model_tags (
+            model_id TEXT NOT NULL REFERENCES logged_models (model_id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (model_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE run_model_inputs (
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            model_id TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, model_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE run_model_outputs (
+            run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
+            model_id TEXT NOT NULL,
+            step INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_uuid, model_id)
+        ) WITHOUT ROWID
+        """,
+    )
+
+
+@migrations()
+def m003_store_settings(db: Database) -> None:
+    # Facts about the store itself, such as its artifact root, so that every process opening
+    # the database (Jupyter server, kernels, scripts) files new artifacts in the same place.
+    db.execute(
+        "CREATE TABLE store_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )

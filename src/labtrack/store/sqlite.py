@@ -15,6 +15,8 @@ import operator
 import os
 import sqlite3
 import threading
+import time
+import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,13 +26,20 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from labtrack.entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
+    ModelOutput,
     Param,
     Run,
     RunData,
     RunInfo,
+    RunInputs,
+    RunOutputs,
     RunStatus,
     RunTag,
     ViewType,
@@ -59,6 +68,15 @@ _EXPERIMENT_COLUMNS = {
     "experiment_id": "e.experiment_id",
     "creation_time": "e.creation_time",
     "last_update_time": "e.last_update_time",
+}
+_LOGGED_MODEL_COLUMNS = {
+    "model_id": "lm.model_id",
+    "name": "lm.name",
+    "model_type": "lm.model_type",
+    "status": "lm.status",
+    "source_run_id": "lm.source_run_id",
+    "creation_timestamp": "lm.creation_timestamp_ms",
+    "last_updated_timestamp": "lm.last_updated_timestamp_ms",
 }
 _RUN_INFO_SELECT = (
     "SELECT r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, r.start_time, "
@@ -123,7 +141,8 @@ class SqliteStore(Store):
 
     :param path: the database file; created with its schema when missing.
     :param artifact_root: folder for the artifacts of experiments created without an explicit
-        location (default: ``artifacts`` next to the database file).
+        location. It is recorded in the database, so later openers that pass none use the
+        same folder; the first default is ``artifacts`` next to the database file.
     :param busy_timeout: seconds a writer waits for another writer before giving up.
     """
 
@@ -132,8 +151,10 @@ class SqliteStore(Store):
         busy_timeout: float = 60.0,
     ):
         self.path = Path(path).expanduser().resolve()
-        root = Path(artifact_root) if artifact_root else self.path.parent / "artifacts"
-        self._artifact_root = str(root.expanduser().resolve())
+        self._requested_artifact_root = (
+            str(Path(artifact_root).expanduser().resolve()) if artifact_root else None
+        )
+        self._artifact_root = ""
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._connections: weakref.WeakSet = weakref.WeakSet()
@@ -210,12 +231,26 @@ class SqliteStore(Store):
         # them apply the migrations one after the other, each seeing what the previous did.
         with self._write():
             migrations.apply(db)
+            recorded = conn.execute(
+                "SELECT value FROM store_settings WHERE key = 'artifact_root'"
+            ).fetchone()
+            self._artifact_root = (
+                self._requested_artifact_root
+                or (recorded[0] if recorded else None)
+                or str(self.path.parent / "artifacts")
+            )
+            if recorded is None or recorded[0] != self._artifact_root:
+                conn.execute(
+                    "INSERT INTO store_settings (key, value) VALUES ('artifact_root', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (self._artifact_root,),
+                )
+            now = int(time.time() * 1000)
             conn.execute(
                 "INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, "
                 "lifecycle_stage, creation_time, last_update_time) "
-                "VALUES (0, 'Default', ?, 'active', CAST(unixepoch('subsec') * 1000 AS INTEGER), "
-                "CAST(unixepoch('subsec') * 1000 AS INTEGER))",
-                (local_path_to_uri(os.path.join(self._artifact_root, "0")),),
+                "VALUES (0, 'Default', ?, 'active', ?, ?)",
+                (local_path_to_uri(os.path.join(self._artifact_root, "0")), now, now),
             )
 
     def close(self) -> None:
@@ -429,6 +464,28 @@ class SqliteStore(Store):
             (ids_json,),
         ):
             metrics[run_id].append(Metric(key, _value_or_nan(value), timestamp, step))
+        datasets: dict[str, list[DatasetInput]] = {run_id: [] for run_id in run_ids}
+        for run_id, input_tags, *dataset in conn.execute(
+            "SELECT i.run_uuid, i.tags, d.name, d.digest, d.source_type, d.source, d.schema, "
+            "d.profile FROM run_dataset_inputs i JOIN datasets d USING (dataset_uuid) "
+            "WHERE i.run_uuid IN (SELECT value FROM json_each(?)) ORDER BY d.name, d.digest",
+            (ids_json,),
+        ):
+            datasets[run_id].append(DatasetInput(Dataset(*dataset), json.loads(input_tags)))
+        model_inputs: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+        for run_id, model_id in conn.execute(
+            "SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN "
+            "(SELECT value FROM json_each(?)) ORDER BY model_id",
+            (ids_json,),
+        ):
+            model_inputs[run_id].append(model_id)
+        outputs: dict[str, list[ModelOutput]] = {run_id: [] for run_id in run_ids}
+        for run_id, model_id, step in conn.execute(
+            "SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid IN "
+            "(SELECT value FROM json_each(?)) ORDER BY step, model_id",
+            (ids_json,),
+        ):
+            outputs[run_id].append(ModelOutput(model_id, step))
         by_id = {info.run_id: info for info in infos}
         return [
             Run(
@@ -438,6 +495,8 @@ class SqliteStore(Store):
                     params=params[run_id],
                     tags=tags[run_id],
                 ),
+                inputs=RunInputs(tuple(datasets[run_id]), tuple(model_inputs[run_id])),
+                outputs=RunOutputs(tuple(outputs[run_id])),
             )
             for run_id in run_ids
             if run_id in by_id
@@ -589,6 +648,186 @@ class SqliteStore(Store):
         with self._write() as conn:
             cursor = conn.execute("DELETE FROM tags WHERE run_uuid = ? AND key = ?", (run_id, key))
         return cursor.rowcount > 0
+
+    def log_inputs(self, run_id, datasets, model_ids):
+        with self._write() as conn:
+            experiment_id = conn.execute(
+                "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,)
+            ).fetchone()[0]
+            for dataset_input in datasets:
+                dataset = dataset_input.dataset
+                conn.execute(
+                    "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, "
+                    "source_type, source, schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (experiment_id, name, digest) DO NOTHING",
+                    (uuid.uuid4().hex, experiment_id, dataset.name, dataset.digest,
+                     dataset.source_type, dataset.source, dataset.schema, dataset.profile),
+                )
+                dataset_uuid = conn.execute(
+                    "SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? "
+                    "AND digest = ?",
+                    (experiment_id, dataset.name, dataset.digest),
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO run_dataset_inputs (run_uuid, dataset_uuid, tags) "
+                    "VALUES (?, ?, ?) ON CONFLICT (run_uuid, dataset_uuid) "
+                    "DO UPDATE SET tags = excluded.tags",
+                    (run_id, dataset_uuid, json.dumps(dataset_input.tags)),
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO run_model_inputs (run_uuid, model_id) VALUES (?, ?)",
+                [(run_id, model_id) for model_id in model_ids],
+            )
+
+    def log_outputs(self, run_id, outputs):
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO run_model_outputs (run_uuid, model_id, step) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_uuid, model_id) DO UPDATE SET step = excluded.step",
+                [(run_id, output.model_id, output.step) for output in outputs],
+            )
+
+    # -- logged models -----------------------------------------------------------------------
+
+    def create_logged_model(self, model_id, experiment_id, name, time_ms, model_type,
+                            source_run_id, params, tags):
+        with self._write() as conn:
+            location = conn.execute(
+                "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+                (_as_int(experiment_id),),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, "
+                "creation_timestamp_ms, last_updated_timestamp_ms, status, model_type, "
+                "source_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, _as_int(experiment_id), name,
+                 f"{location.rstrip('/')}/models/{model_id}/artifacts", time_ms, time_ms,
+                 str(LoggedModelStatus.PENDING), model_type, source_run_id),
+            )
+            conn.executemany(
+                "INSERT INTO logged_model_params (model_id, key, value) VALUES (?, ?, ?)",
+                [(model_id, k, v) for k, v in params.items()],
+            )
+            conn.executemany(
+                "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?, ?, ?)",
+                [(model_id, k, v) for k, v in tags.items()],
+            )
+            return self._logged_models(conn, "lm.model_id = ?", (model_id,))[0]
+
+    def _logged_models(self, conn, where: str, params: Sequence) -> list[LoggedModel]:
+        rows = conn.execute(
+            "SELECT lm.model_id, lm.experiment_id, lm.name, lm.artifact_location, "
+            "lm.creation_timestamp_ms, lm.last_updated_timestamp_ms, lm.status, "
+            "lm.lifecycle_stage, lm.model_type, lm.source_run_id, lm.status_message "
+            f"FROM logged_models lm WHERE {where}",
+            params,
+        ).fetchall()
+        if not rows:
+            return []
+        ids_json = _json_list([row[0] for row in rows])
+        tags: dict[str, dict[str, str]] = {row[0]: {} for row in rows}
+        model_params: dict[str, dict[str, str]] = {row[0]: {} for row in rows}
+        for table, target in (("logged_model_tags", tags), ("logged_model_params", model_params)):
+            for model_id, key, value in conn.execute(
+                f"SELECT model_id, key, value FROM {table} WHERE model_id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY key",
+                (ids_json,),
+            ):
+                target[model_id][key] = value
+        return [
+            LoggedModel(
+                model_id=row[0],
+                experiment_id=str(row[1]),
+                name=row[2],
+                artifact_location=row[3],
+                creation_timestamp=row[4],
+                last_updated_timestamp=row[5],
+                status=LoggedModelStatus(row[6]),
+                lifecycle_stage=LifecycleStage(row[7]),
+                model_type=row[8],
+                source_run_id=row[9],
+                status_message=row[10],
+                tags=tags[row[0]],
+                params=model_params[row[0]],
+            )
+            for row in rows
+        ]
+
+    def get_logged_model(self, model_id):
+        with self._read() as conn:
+            found = self._logged_models(conn, "lm.model_id = ?", (model_id,))
+        return found[0] if found else None
+
+    def update_logged_model(self, model_id, time_ms, status=None, lifecycle_stage=None):
+        assignments, params = ["last_updated_timestamp_ms = ?"], [time_ms]
+        if status is not None:
+            assignments.append("status = ?")
+            params.append(str(status))
+        if lifecycle_stage is not None:
+            assignments.append("lifecycle_stage = ?")
+            params.append(str(lifecycle_stage))
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE logged_models SET {', '.join(assignments)} WHERE model_id = ?",
+                (*params, model_id),
+            )
+
+    def set_logged_model_tags(self, model_id, tags, time_ms):
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+                [(model_id, k, v) for k, v in tags.items()],
+            )
+            conn.execute(
+                "UPDATE logged_models SET last_updated_timestamp_ms = ? WHERE model_id = ?",
+                (time_ms, model_id),
+            )
+
+    def delete_logged_model_tag(self, model_id, key):
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", (model_id, key)
+            )
+        return cursor.rowcount > 0
+
+    def log_logged_model_params(self, model_id, params):
+        with self._write() as conn:
+            existing = dict(conn.execute(
+                "SELECT key, value FROM logged_model_params WHERE model_id = ?", (model_id,)
+            ).fetchall())
+            for key, value in params.items():
+                if key in existing and existing[key] != value:
+                    raise ParamValueConflict(model_id, key, existing[key], value)
+            conn.executemany(
+                "INSERT OR IGNORE INTO logged_model_params (model_id, key, value) "
+                "VALUES (?, ?, ?)",
+                [(model_id, k, v) for k, v in params.items()],
+            )
+
+    def search_logged_models(self, experiment_ids, comparisons, order_by, max_results, offset):
+        where = [
+            "lm.experiment_id IN (SELECT value FROM json_each(?))",
+            "lm.lifecycle_stage = 'active'",
+        ]
+        params: list = [_json_list([_as_int(e) for e in experiment_ids])]
+        for comparison in comparisons:
+            if comparison.entity == Entity.ATTRIBUTE:
+                sql, values = _value_condition(_LOGGED_MODEL_COLUMNS[comparison.key], comparison)
+            else:
+                table = ("logged_model_params" if comparison.entity == Entity.PARAM
+                         else "logged_model_tags")
+                sql, values = _keyed_condition(table, "model_id", "lm.model_id", comparison)
+            where.append(sql)
+            params.extend(values)
+        order_sql = []
+        for term in order_by:
+            column = _LOGGED_MODEL_COLUMNS[term.key]
+            order_sql.append(f"{column} IS NULL, {column} {'ASC' if term.ascending else 'DESC'}")
+        order_sql.append("lm.creation_timestamp_ms DESC, lm.model_id")
+        query = f"{' AND '.join(where)} ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?"
+        with self._read() as conn:
+            return self._logged_models(conn, query, (*params, max_results, offset))
 
     def search_runs(self, experiment_ids, comparisons, order_by, view_type, max_results, offset):
         joins: list[str] = []

@@ -1,0 +1,535 @@
+"""Benchmark labtrack against MLflow on the same workloads, in one run, on one machine.
+
+    .venv/bin/python benchmarks/bench_tracking.py            # full run, about 10 minutes
+    .venv/bin/python benchmarks/bench_tracking.py --quick    # smoke test, under 2 minutes
+    .venv/bin/python benchmarks/bench_tracking.py --only search --mlflow-python PATH
+
+labtrack runs in this process. MLflow runs in its own virtual environment
+(``benchmarks/.work/mlflow-venv``, created on first use, or ``--mlflow-python``), in a
+subprocess executing ``_mlflow_workloads.py``, which reports its timings as JSON. Imports are
+never timed. Where MLflow is too slow for the full size it is measured on fewer items and its
+time scaled linearly; where populating MLflow through its API would take many minutes, its
+tables are filled by direct SQL. Both are labelled in the output. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import labtrack
+from _workloads import (
+    HISTORY_KEY,
+    SIZES,
+    TRAIN_KEY,
+    WORKLOADS,
+    Sizes,
+    count_rows,
+    expected_search,
+    history_points,
+    loss_at,
+    make_runs,
+    median_seconds,
+    progress,
+    time_history_read,
+    time_run_creation,
+    time_search,
+    time_training_loop,
+)
+from labtrack import TrackingClient
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+RESULTS = HERE / "results" / "latest.md"
+MLFLOW_REQUIREMENT = "mlflow==3.17.2"
+MLFLOW_SERIES = "3.17."
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds some work took, with what the reader needs to judge them (a rate, a
+    scaling, how the data got there)."""
+
+    seconds: float
+    detail: str = ""
+
+    def cell(self) -> str:
+        return f"{format_seconds(self.seconds)} ({self.detail})" if self.detail else (
+            format_seconds(self.seconds))
+
+
+def throughput(seconds: float, items: int, unit: str, measured_items: int | None = None,
+               note: str = "") -> Timing:
+    """Time for ``items`` ``unit``; when ``measured_items`` is smaller, ``seconds`` is what
+    those took and the time is scaled linearly to ``items``."""
+    measured_items = measured_items or items
+    scaled = seconds * items / measured_items
+    parts = [f"{format_count(items / scaled)} {unit}/s"]
+    if measured_items != items:
+        parts.append(f"scaled from {measured_items:,}")
+    if note:
+        parts.append(note)
+    return Timing(scaled, "; ".join(parts))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: labtrack against MLflow, and the speed-up asked for."""
+
+    name: str  # short, for the list of missed targets
+    workload: str
+    labtrack: Timing
+    mlflow: Timing
+    target: float  # minimum MLflow seconds / labtrack seconds
+    target_text: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.mlflow.seconds / self.labtrack.seconds
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.target
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # reference line, informational lines
+    checks: list[str] = field(default_factory=list)  # what was verified
+    missed: list[str] = field(default_factory=list)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:,.2f} s"
+
+
+def format_ratio(ratio: float) -> str:
+    return f"{ratio:,.0f}×" if ratio >= 100 else f"{ratio:.1f}×"
+
+
+def format_count(value: float) -> str:
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+# -- labtrack side ---------------------------------------------------------------------------
+
+
+class LabtrackWorkloads:
+    """labtrack's half of every workload, each in its own database under ``work``."""
+
+    def __init__(self, work: Path, sizes: Sizes):
+        self.work = work
+        self.sizes = sizes
+        self.runs_store: tuple[Path, str] | None = None  # (db, experiment_id) of workload 2
+
+    def _use(self, name: str) -> Path:
+        db = self.work / f"{name}.db"
+        labtrack.set_tracking_uri(str(db))
+        labtrack.set_experiment(name)
+        return db
+
+    def train(self) -> dict:
+        db = self._use("train")
+        points = self.sizes.train_points
+
+        def count_visible(run_id: str) -> int:
+            return count_rows(
+                str(db),
+                "SELECT count(*) FROM metrics WHERE series_id = (SELECT series_id FROM "
+                "latest_metrics WHERE run_uuid = ? AND key = ?)",
+                (run_id, TRAIN_KEY),
+            )
+
+        progress(f"labtrack: training loop, {points:,} x log_metric, "
+                 f"{self.sizes.train_repeats} repetitions...")
+        trials = [time_training_loop(labtrack, points, labtrack.flush, count_visible)
+                  for _ in range(self.sizes.train_repeats)]
+        progress("labtrack: physical reference, sqlite3 executemany...")
+        reference, reference_visible = time_sqlite_reference(
+            self.work / "reference.db", points, self.sizes.train_repeats)
+        return {
+            "seconds": sorted(t[0] for t in trials)[len(trials) // 2],
+            "points": points,
+            "visible": min(t[1] for t in trials),
+            "reference_seconds": reference,
+            "reference_visible": reference_visible,
+        }
+
+    def runs(self) -> dict:
+        db = self._use("runs")
+        specs = make_runs(self.sizes.runs)
+        progress(f"labtrack: creating {len(specs):,} runs through the fluent API...")
+        seconds = time_run_creation(labtrack, specs)
+        self.runs_store = (db, labtrack.get_experiment_by_name("runs").experiment_id)
+        created = count_rows(str(db), "SELECT count(*) FROM runs WHERE experiment_id = ?",
+                             (self.runs_store[1],))
+        return {"seconds": seconds, "runs": len(specs), "created": created}
+
+    def search(self) -> dict:
+        if self.runs_store is None:  # --only search: create the runs, untimed
+            self.runs()
+        db, experiment_id = self.runs_store
+        progress(f"labtrack: search, {self.sizes.search_repeats} timed queries...")
+        outcome = time_search(TrackingClient(str(db)), experiment_id, self.sizes.search_repeats)
+        return {**outcome.__dict__, "runs": self.sizes.runs}
+
+    def history(self) -> dict:
+        client = TrackingClient(str(self.work / "history.db"))
+        experiment_id = client.create_experiment("history")
+        run_id = client.create_run(experiment_id).info.run_id
+        points = history_points(self.sizes.history_points, int(time.time() * 1000))
+        progress(f"labtrack: metric history, logging {len(points):,} points...")
+        start = time.perf_counter()
+        for step, timestamp, value in points:
+            client.log_metric(run_id, HISTORY_KEY, value, timestamp=timestamp, step=step,
+                              synchronous=False)
+        client.flush()
+        write_seconds = time.perf_counter() - start
+        progress(f"labtrack: metric history, {self.sizes.history_repeats} full reads...")
+        seconds, read = time_history_read(client, run_id, self.sizes.history_repeats)
+        progress(f"labtrack: metric history, {self.sizes.downsampled_repeats} downsampled "
+                 "reads...")
+        downsampled_seconds, series = median_seconds(
+            lambda: client.get_metric_history_downsampled(
+                run_id, HISTORY_KEY, max_points=self.sizes.downsampled_points),
+            self.sizes.downsampled_repeats,
+        )
+        return {
+            "seconds": seconds,
+            "points": len(points),
+            "read": read,
+            "write_seconds": write_seconds,
+            "downsampled_seconds": downsampled_seconds,
+            "downsampled_returned": len(series[0].values),
+            "downsampled_total": series[0].total_points,
+        }
+
+
+def time_sqlite_reference(db: Path, points: int, repeats: int) -> tuple[float, int]:
+    """The physical floor of workload 1: plain ``executemany`` of the same points into a
+    table laid out like labtrack's ``metrics`` (same key, same pragmas), committed, then
+    counted by a fresh reader. Each repetition appends a new series, as a new run would."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -32000")
+    conn.execute(
+        "CREATE TABLE metrics (series_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+        "step INTEGER NOT NULL, timestamp INTEGER NOT NULL, value REAL, "
+        "PRIMARY KEY (series_id, seq)) WITHOUT ROWID"
+    )
+    times, visible = [], []
+    for series_id in range(1, repeats + 1):
+        timestamp = int(time.time() * 1000)
+        rows = [(series_id, step, step, timestamp, loss_at(step)) for step in range(points)]
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO metrics (series_id, seq, step, timestamp, value) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute("COMMIT")
+        visible.append(count_rows(str(db), "SELECT count(*) FROM metrics WHERE series_id = ?",
+                                  (series_id,)))
+        times.append(time.perf_counter() - start)
+    conn.close()
+    return sorted(times)[len(times) // 2], min(visible)
+
+
+# -- MLflow side -----------------------------------------------------------------------------
+
+
+def mlflow_python(requested: str | None) -> Path:
+    """The interpreter of MLflow's venv, creating ``.work/mlflow-venv`` when needed."""
+    if requested:
+        return Path(requested)
+    venv = WORK / "mlflow-venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".benchmark-installed"
+    if not marker.exists():
+        progress(f"Creating {venv} with {MLFLOW_REQUIREMENT} (one time, a few minutes)...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", MLFLOW_REQUIREMENT],
+                       check=True)
+        marker.write_text(MLFLOW_REQUIREMENT + "\n")
+    return python
+
+
+def run_mlflow(python: Path, work: Path, sizes_name: str, selected: list[str]) -> dict:
+    """Run the MLflow workloads in MLflow's interpreter; its results as a dict."""
+    output = work / "results.json"
+    env = dict(os.environ)
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    for name in ("MLFLOW_ENABLE_ASYNC_LOGGING", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
+                 "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        env.pop(name, None)
+    command = [str(python), str(HERE / "_mlflow_workloads.py"), "--work", str(work),
+               "--sizes", sizes_name, "--output", str(output)]
+    for name in selected:
+        command += ["--only", name]
+    # cwd: MLflow puts the artifacts of fluent-API experiments in ./mlruns.
+    subprocess.run(command, env=env, cwd=work, check=True)
+    return json.loads(output.read_text())
+
+
+# -- putting the two together ----------------------------------------------------------------
+
+
+def compare(selected: list[str], lt: dict, ml: dict, sizes: Sizes) -> Report:
+    report = Report()
+    builders: dict[str, Callable[[Report, dict, dict, Sizes], None]] = {
+        "train": compare_train, "runs": compare_runs, "search": compare_search,
+        "history": compare_history,
+    }
+    for name in selected:
+        builders[name](report, lt[name], ml[name], sizes)
+    report.missed = [row.name for row in report.rows if not row.met] + report.missed
+    return report
+
+
+def check(report: Report, ok: bool, text: str) -> None:
+    report.checks.append(f"{'OK' if ok else 'FAILED'}: {text}")
+    if not ok:
+        report.missed.append(f"check failed: {text}")
+
+
+def compare_train(report: Report, lt: dict, ml: dict, sizes: Sizes) -> None:
+    points = lt["points"]
+    report.rows.append(Row(
+        "training loop (≥ 500×)",
+        f"1. Training loop: {points:,} x `log_metric` in one run, until a fresh reader sees "
+        "them",
+        throughput(lt["seconds"], points, "points", note=f"median of {sizes.train_repeats}"),
+        throughput(ml["seconds"], points, "points", ml["points"]),
+        500, "≥ 500×",
+    ))
+    fraction = lt["reference_seconds"] / lt["seconds"]
+    met = fraction >= 1 / 3
+    reference = throughput(lt["reference_seconds"], points, "points")
+    report.lines.append(
+        f"**Physical reference** (plain `sqlite3` `executemany` of the same {points:,} points "
+        "into a table keyed like labtrack's `metrics` — WITHOUT ROWID, PRIMARY KEY "
+        "(series_id, seq) — WAL, synchronous=NORMAL, committed, counted by a fresh reader; "
+        f"median of {sizes.train_repeats}): {reference.cell()}. labtrack reaches "
+        f"**{fraction:.2f}** of it; target ≥ 1/3: **{'met' if met else 'MISSED'}**."
+    )
+    if not met:
+        report.missed.append("training loop vs physical reference (≥ 1/3)")
+    check(report, lt["visible"] == points and lt["reference_visible"] == points,
+          f"a fresh sqlite3 connection counted all {points:,} labtrack points "
+          "(and reference points) in every repetition")
+    check(report, ml["visible"] == ml["points"],
+          f"a fresh sqlite3 connection counted all {ml['points']:,} MLflow points")
+
+
+def compare_runs(report: Report, lt: dict, ml: dict, sizes: Sizes) -> None:
+    runs = lt["runs"]
+    report.rows.append(Row(
+        "run creation (≥ 50×)",
+        f"2. Run creation: {runs:,} runs x (5 params, 3 metrics, 2 tags), fluent API",
+        throughput(lt["seconds"], runs, "runs"),
+        throughput(ml["seconds"], runs, "runs", ml["runs"]),
+        50, "≥ 50×",
+    ))
+    check(report, lt["created"] == lt["runs"] and ml["created"] == ml["runs"],
+          f"both stores hold the runs created (labtrack {lt['created']:,}, "
+          f"MLflow {ml['created']:,})")
+
+
+def compare_search(report: Report, lt: dict, ml: dict, sizes: Sizes) -> None:
+    report.rows.append(Row(
+        "search (≥ 50×)",
+        f"3. `search_runs` over {lt['runs']:,} runs: `{SEARCH_TEXT}`, top 100",
+        Timing(lt["seconds"], f"median of {lt['repeats']}"),
+        Timing(ml["seconds"], f"median of {ml['repeats']}; runs populated by direct SQL"),
+        50, "≥ 50×",
+    ))
+    expected = expected_search(make_runs(lt["runs"]))
+    check(report, lt["runs"] == ml["runs"] and lt["matches"] == ml["matches"] == len(expected),
+          f"both systems match the same {len(expected):,} of {lt['runs']:,} runs "
+          f"(labtrack {lt['matches']:,}, MLflow {ml['matches']:,})")
+    check(report, lt["top"] == ml["top"] == expected[:100],
+          "both return the identical top-100 page (same acc values, same order)")
+
+
+def compare_history(report: Report, lt: dict, ml: dict, sizes: Sizes) -> None:
+    points = lt["points"]
+    mlflow_full = throughput(ml["seconds"], points, "points", ml["points"],
+                             "populated by direct SQL")
+    report.rows.append(Row(
+        "full history read (≥ 20×)",
+        f"4a. `get_metric_history`, full read of {points:,} points",
+        throughput(lt["seconds"], points, "points", note=f"median of {sizes.history_repeats}"),
+        mlflow_full,
+        20, "≥ 20×",
+    ))
+    report.rows.append(Row(
+        "downsampled read (≥ 500×)",
+        f"4b. labtrack `get_metric_history_downsampled` to {sizes.downsampled_points:,} points "
+        "vs MLflow's full read",
+        Timing(lt["downsampled_seconds"], f"median of {sizes.downsampled_repeats}; "
+               f"{lt['downsampled_returned']:,} points returned"),
+        mlflow_full,
+        500, "≥ 500× (< 1/500 of MLflow)",
+    ))
+    report.lines.append(
+        f"labtrack wrote the {points:,}-point history through its real write path "
+        f"(`TrackingClient.log_metric(..., synchronous=False)` + `flush()`) in "
+        f"{format_seconds(lt['write_seconds'])} "
+        f"({format_count(points / lt['write_seconds'])} points/s); not a target."
+    )
+    check(report, lt["read"] == points and ml["read"] == ml["points"],
+          f"full reads returned every point (labtrack {lt['read']:,}, MLflow {ml['read']:,})")
+    check(report, lt["downsampled_total"] == points
+          and lt["downsampled_returned"] <= sizes.downsampled_points,
+          f"the downsampled read covers all {points:,} points in "
+          f"{lt['downsampled_returned']:,} ≤ {sizes.downsampled_points:,}")
+
+
+SEARCH_TEXT = "metrics.acc > 0.5 and params.model = 'a'` by `metrics.acc DESC"
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def machine(ml: dict) -> list[str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; {platform.platform()}",
+        f"- labtrack {labtrack.__version__} (commit {commit}): Python "
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        f"- MLflow {ml.get('mlflow_version', '?')} (own venv): Python {ml.get('python', '?')}, "
+        f"SQLite {ml.get('sqlite', '?')}, sync logging, `sqlite:///` tracking URIs",
+    ]
+
+
+def markdown(report: Report, ml: dict, mode: str, elapsed: float) -> str:
+    version = ml.get("mlflow_version", "?")
+    lines = [
+        "# labtrack vs MLflow: tracking benchmark",
+        "",
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {mode} run "
+        f"({elapsed / 60:.1f} min), `benchmarks/bench_tracking.py`.",
+        "",
+        *machine(ml),
+        "",
+        f"| Workload | labtrack | MLflow {version} | ratio | target | met? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        lines.append(
+            f"| {row.workload} | {row.labtrack.cell()} | {row.mlflow.cell()} | "
+            f"**{format_ratio(row.ratio)}** | {row.target_text} | {'yes' if row.met else '**NO**'} |"
+        )
+    lines += ["", *report.lines, ""]
+    if not version.startswith(MLFLOW_SERIES):
+        lines += [f"**Warning:** MLflow {version} is not {MLFLOW_SERIES}x, the version the "
+                  "targets refer to.", ""]
+    lines += [
+        "Ratio = MLflow time / labtrack time for the same work. Times are wall-clock; imports "
+        "are not timed. \"scaled from N\": MLflow was timed on N items and its time scaled "
+        "linearly (its per-item cost does not fall with size, so this does not flatter "
+        "labtrack). \"populated by direct SQL\": MLflow created the database (and its schema) "
+        "and the rows were bulk-inserted into its own tables with sqlite3, because creating "
+        "them through its API takes many minutes; only the read is timed.",
+        "",
+        "Checks:",
+        *[f"- {text}" for text in report.checks],
+        "",
+        f"Targets missed: {', '.join(report.missed) if report.missed else 'none'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes: a smoke test that takes under two minutes")
+    parser.add_argument("--only", action="append", choices=WORKLOADS, metavar="NAME",
+                        help=f"run only this workload (repeatable): {', '.join(WORKLOADS)}")
+    parser.add_argument("--mlflow-python", metavar="PATH",
+                        help="python of an existing venv with MLflow 3.17.x (default: "
+                             "benchmarks/.work/mlflow-venv, created when missing)")
+    parser.add_argument("--output", type=Path, metavar="PATH",
+                        help="where to write the Markdown table (default: "
+                             "benchmarks/results/latest.md for a full run of every workload, "
+                             "benchmarks/.work/latest-partial.md otherwise)")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    mode = "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    selected = [name for name in WORKLOADS if not args.only or name in args.only]
+    complete = mode == "full" and len(selected) == len(WORKLOADS)
+    output = args.output or (RESULTS if complete else WORK / "latest-partial.md")
+    # Settings that would change what labtrack does (resume a run, flush less often).
+    for name in list(os.environ):
+        if name.startswith("LABTRACK_"):
+            del os.environ[name]
+
+    started = time.perf_counter()
+    python = mlflow_python(args.mlflow_python)
+    data = WORK / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "labtrack").mkdir(parents=True)
+    (data / "mlflow").mkdir(parents=True)
+
+    side = LabtrackWorkloads(data / "labtrack", sizes)
+    lt = {name: getattr(side, name)() for name in selected}
+    labtrack.flush()
+    ml = run_mlflow(python, data / "mlflow", mode, selected)
+
+    report = compare(selected, lt, ml, sizes)
+    text = markdown(report, ml, mode, time.perf_counter() - started)
+    print("\n" + text)
+    write_atomically(output, text)
+    progress(f"Written to {output}")
+    return 1 if any(line.startswith("check failed") for line in report.missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The ``labtrack`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from labtrack.errors import LabtrackError
+
+
+def _server(args: argparse.Namespace) -> int:
+    from labtrack.server.standalone import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        backend_store_uri=args.backend_store_uri,
+        artifacts_destination=args.artifacts_destination,
+        token=args.token,
+        user=args.user,
+        threads=args.threads,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labtrack",
+        description="Experiment tracking and a model registry inside Jupyter.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    server = commands.add_parser(
+        "server",
+        help="serve the tracking REST API (MLflow-compatible) without JupyterLab",
+        description="Serve labtrack's REST API — MLflow's wire protocol — for teams and "
+        "non-Python clients. Every request needs the token.",
+    )
+    server.add_argument("--host", default="127.0.0.1",
+                        help="interface to listen on (default: 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    server.add_argument("--backend-store-uri", default=None,
+                        help="the store: a folder or .db path or sqlite:/// URI (default: "
+                        "$LABTRACK_TRACKING_URI or the embedded store)")
+    server.add_argument("--artifacts-destination", default=None,
+                        help="folder for artifacts of new experiments (default: the store's "
+                        "recorded artifact root)")
+    server.add_argument("--token", default=None,
+                        help="the API token clients must send (default: "
+                        "$LABTRACK_SERVER_TOKEN, else a random token printed at start)")
+    server.add_argument("--user", default=None,
+                        help="user name requests made with the token act as (default: yours)")
+    server.add_argument("--threads", type=int, default=8,
+                        help="threads running store calls (default: 8)")
+    server.set_defaults(handler=_server)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except LabtrackError as error:
+        print(f"labtrack: {error.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""``LabTrack``: the Jupyter server extension hosting the tracking backend.
+
+Its REST API (MLflow's wire protocol plus labtrack's additions) is mounted at
+``{base_url}labtrack/``, so ``MLFLOW_TRACKING_URI=http://host:8888/labtrack`` with the Jupyter
+token as ``MLFLOW_TRACKING_TOKEN`` works for the stock ``mlflow`` client. Kernels this server
+starts inherit ``LABTRACK_TRACKING_URI``, so ``labtrack.log_metric`` in a notebook lands in
+the store the server (and the side panel) reads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.auth import IdentityProvider
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Int, Unicode, default
+
+from labtrack import config
+from labtrack.client.run_context import current_user
+from labtrack.server.context import ServerContext
+from labtrack.server.handlers import handler_classes
+from labtrack.server.routes import route_table
+from labtrack.store import SqliteStore
+
+URL_PREFIX = "/labtrack"
+
+
+class JupyterApiHandler(APIHandler):
+    """Base of the extension's handlers: jupyter_server's auth, plus a readable identity."""
+
+    def identity_name(self) -> str:
+        # A single-user server with token auth knows its user only as a random "anonymous"
+        # id; the person is the account running the server. Real identity providers
+        # (JupyterHub and others) name the user.
+        if type(self.identity_provider) is IdentityProvider:
+            return current_user()
+        user = self.current_user
+        return getattr(user, "username", None) or getattr(user, "name", None) or str(user)
+
+
+class LabTrack(ExtensionApp):
+    name = "labtrack"
+    description = "Experiment tracking and a model registry inside Jupyter."
+
+    tracking_uri = Unicode(
+        config=True,
+        help="The store the server hosts: a folder or .db path or sqlite:/// URI. Default: "
+        "$LABTRACK_TRACKING_URI, else labtrack.db in the labtrack data directory.",
+    )
+    artifacts_destination = Unicode(
+        "",
+        config=True,
+        help="Folder for artifacts of new experiments (served through the mlflow-artifacts "
+        "proxy). Default: the store's recorded artifact root, else 'artifacts' next to the "
+        "database file.",
+    )
+    export_tracking_uri = Bool(
+        True,
+        config=True,
+        help="Set LABTRACK_TRACKING_URI in the environment of the kernels this server starts, "
+        "so notebooks log into this server's store without configuration.",
+    )
+    max_request_bytes = Int(
+        32 * 1024 * 1024,
+        config=True,
+        help="Largest JSON request body accepted; larger ones get 413.",
+    )
+    max_upload_bytes = Int(
+        16 * 1024**3,
+        config=True,
+        help="Largest artifact file accepted through the artifact proxy.",
+    )
+    store_threads = Int(
+        8, config=True, help="Threads that run store calls off the Jupyter event loop."
+    )
+
+    @default("tracking_uri")
+    def _default_tracking_uri(self) -> str:
+        return config.default_tracking_uri()
+
+    def initialize_settings(self) -> None:
+        database = config.sqlite_database_path(self.tracking_uri)
+        store = SqliteStore(database, self.artifacts_destination or None)
+        self.context = ServerContext(
+            store,
+            self.tracking_uri,
+            max_request_bytes=self.max_request_bytes,
+            max_upload_bytes=self.max_upload_bytes,
+            threads=self.store_threads,
+        )
+        if self.export_tracking_uri:
+            os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"
+        self.log.info("labtrack: tracking store %s, artifacts in %s", database,
+                      store.artifact_root)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(
+            route_table(URL_PREFIX, self.context, handler_classes(JupyterApiHandler))
+        )
+
+    async def stop_extension(self) -> None:
+        context = getattr(self, "context", None)
+        if context is not None:
+            context.close()

@@ -1,0 +1,53 @@
+"""``ServerContext``: what every handler needs, built once per server."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from labtrack.services import TrackingService
+from labtrack.services.logged_models import LoggedModelService
+from labtrack.server.wire import Wire
+from labtrack.store import LocalArtifactRepository, SqliteStore
+from labtrack.store.artifacts import local_path_to_uri
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerContext:
+    """Services, the artifact proxy's repository and the thread pool for store calls.
+
+    Store calls block (SQLite, files), so handlers run them in ``executor`` and the IOLoop
+    never waits on disk.
+    """
+
+    store: SqliteStore
+    tracking_uri: str
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_upload_bytes: int = 16 * 1024**3
+    threads: int = 8
+    tracking: TrackingService = field(init=False)
+    logged_models: LoggedModelService = field(init=False)
+    wire: Wire = field(init=False)
+    proxy: LocalArtifactRepository = field(init=False)
+    executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracking = TrackingService(self.store, confine_artifacts=True)
+        self.logged_models = LoggedModelService(self.tracking)
+        self.wire = Wire(self.store.artifact_root)
+        self.proxy = LocalArtifactRepository(local_path_to_uri(self.store.artifact_root))
+        self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="labtrack-store")
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(function, *args))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.store.close()

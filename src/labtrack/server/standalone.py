@@ -1,0 +1,121 @@
+"""``labtrack server``: the same REST API without JupyterLab, for teams and non-Python clients.
+
+Every request needs a token — ``Authorization: Bearer <token>`` (what the ``mlflow`` client
+sends from ``MLFLOW_TRACKING_TOKEN``), ``Authorization: token <token>``, or HTTP Basic with the
+token as password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import os
+import secrets
+import signal
+
+import tornado.httpserver
+import tornado.web
+
+import labtrack
+from labtrack import config
+from labtrack.client.run_context import current_user
+from labtrack.server.context import ServerContext
+from labtrack.server.handlers import handler_classes
+from labtrack.server.routes import route_table
+from labtrack.store import SqliteStore
+
+TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
+log = logging.getLogger("labtrack.server")
+
+
+class TokenAuthenticatedHandler(tornado.web.RequestHandler):
+    """Base of the standalone server's handlers: the user is whoever owns the token."""
+
+    unauthenticated_status = 401
+
+    def get_current_user(self) -> str | None:
+        presented = self._presented_token()
+        if not presented:
+            return None
+        for token, user in self.settings["labtrack_tokens"].items():
+            if hmac.compare_digest(presented.encode(), token.encode()):
+                return user
+        return None
+
+    def identity_name(self) -> str:
+        return str(self.current_user)
+
+    def _presented_token(self) -> str | None:
+        scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme in ("bearer", "token"):
+            return value.strip()
+        if scheme == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[2]
+        return None
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+
+def make_app(context: ServerContext, tokens: dict[str, str]) -> tornado.web.Application:
+    """The tornado application; ``tokens`` maps each accepted token to its user name."""
+    if not tokens:
+        raise ValueError("The standalone server needs at least one token.")
+    return tornado.web.Application(
+        route_table("", context, handler_classes(TokenAuthenticatedHandler)),
+        labtrack_tokens=tokens,
+    )
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    token: str | None = None,
+    user: str | None = None,
+    threads: int = 8,
+) -> None:
+    """Run the server until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uri = backend_store_uri or config.default_tracking_uri()
+    store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
+    context = ServerContext(store, uri, threads=threads)
+    token = token or os.environ.get(TOKEN_ENV)
+    generated = not token
+    token = token or secrets.token_urlsafe(32)
+    app = make_app(context, {token: user or current_user()})
+
+    async def main() -> None:
+        server = tornado.httpserver.HTTPServer(
+            app, max_body_size=context.max_upload_bytes, xheaders=True
+        )
+        server.listen(port, host)
+        url = f"http://{host}:{port}"
+        log.info("labtrack %s serving %s", labtrack.__version__, url)
+        log.info("store %s, artifacts in %s", store.path, store.artifact_root)
+        if generated:
+            log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
+        log.info("clients: MLFLOW_TRACKING_URI=%s MLFLOW_TRACKING_TOKEN=<token> "
+                 "(or LABTRACK_TRACKING_URI / LABTRACK_TRACKING_TOKEN)", url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    try:
+        asyncio.run(main())
+    finally:
+        context.close()
+

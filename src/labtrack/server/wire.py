@@ -1,0 +1,94 @@
+"""Entities as MLflow's REST API writes them.
+
+Two things differ from ``to_dict()``: non-finite doubles are written as proto3 JSON writes them
+(``"NaN"``, ``"Infinity"``, ``"-Infinity"`` — bare NaN is not JSON), and artifact locations
+under the server's artifact root are shown as ``mlflow-artifacts:/…`` URIs, so clients upload
+and download through the server's artifact proxy instead of touching its disk.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from labtrack.entities import Experiment, LoggedModel, Metric, MetricSeries, Run, RunInfo
+from labtrack.errors import InvalidParameterValue
+from labtrack.store.artifacts import local_path_to_uri, safe_relative_path
+
+PROXY_SCHEME = "mlflow-artifacts:"
+
+
+def wire_float(value: float) -> float | str:
+    if value != value:
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def metric(m: Metric, run_id: str | None = None) -> dict[str, Any]:
+    out = {"key": m.key, "value": wire_float(m.value), "timestamp": m.timestamp, "step": m.step}
+    if run_id is not None:
+        out["run_id"] = run_id
+    return out
+
+
+class Wire:
+    """Serializer bound to one artifact root."""
+
+    def __init__(self, artifact_root: str):
+        self.root_uri = local_path_to_uri(artifact_root).rstrip("/")
+
+    # -- artifact locations ------------------------------------------------------------------
+
+    def public_uri(self, uri: str) -> str:
+        """``file:///root/1/abc/artifacts`` → ``mlflow-artifacts:/1/abc/artifacts``."""
+        if uri == self.root_uri:
+            return f"{PROXY_SCHEME}/"
+        if uri.startswith(self.root_uri + "/"):
+            return f"{PROXY_SCHEME}/{uri[len(self.root_uri) + 1:]}"
+        return uri
+
+    def stored_location(self, location: str | None) -> str | None:
+        """The location a client asked for, in the store's form. ``mlflow-artifacts:`` URIs
+        become folders under the root; anything else is left for the service to judge."""
+        if not location:
+            return None
+        if location.startswith(PROXY_SCHEME):
+            path = location[len(PROXY_SCHEME):]
+            if "?" in path or "#" in path:
+                raise InvalidParameterValue(
+                    f"Invalid artifact location '{location}': it must not contain '?' or '#'."
+                )
+            relative = safe_relative_path(path.lstrip("/"))
+            return f"{self.root_uri}/{relative}" if relative else self.root_uri
+        return location
+
+    # -- entities ----------------------------------------------------------------------------
+
+    def experiment(self, experiment: Experiment) -> dict[str, Any]:
+        out = experiment.to_dict()
+        out["artifact_location"] = self.public_uri(experiment.artifact_location)
+        return out
+
+    def run_info(self, info: RunInfo) -> dict[str, Any]:
+        out = info.to_dict()
+        out["artifact_uri"] = self.public_uri(info.artifact_uri)
+        return out
+
+    def run(self, run: Run) -> dict[str, Any]:
+        out = run.to_dict()
+        out["info"] = self.run_info(run.info)
+        out["data"]["metrics"] = [metric(m) for m in run.data.metric_objects]
+        return out
+
+    def logged_model(self, model: LoggedModel) -> dict[str, Any]:
+        out = model.to_dict()
+        out["info"]["artifact_uri"] = self.public_uri(model.artifact_location)
+        return out
+
+    @staticmethod
+    def series(series: MetricSeries) -> dict[str, Any]:
+        out = series.to_dict()
+        out["values"] = [wire_float(v) for v in series.values]
+        return out
