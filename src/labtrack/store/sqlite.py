@@ -41,7 +41,6 @@ from labtrack.entities import (
     RunInputs,
     RunOutputs,
     RunStatus,
-    RunTag,
     ViewType,
 )
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
@@ -49,7 +48,7 @@ from labtrack.store.artifacts import local_path_to_uri
 from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.metric_summary import summarize
 from labtrack.store.migrations import migrations
-from labtrack.store.query import Comparison, Entity, OrderTerm
+from labtrack.store.query import Comparison, Entity
 
 _NAN = float("nan")
 RUN_NAME_TAG = "mlflow.runName"
