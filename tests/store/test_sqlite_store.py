@@ -12,6 +12,7 @@ from labtrack.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, 
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
 from labtrack.store import SqliteStore
 from labtrack.store.metric_summary import LEVEL_SIZES
+from labtrack.store.migrations import migrations
 from labtrack.store.query import Comparison, Entity, OrderTerm
 
 
@@ -38,8 +39,8 @@ def test_reopening_applies_migrations_once(tmp_path):
     SqliteStore(path).close()
     store = SqliteStore(path)
     rows = store._conn().execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert rows == [("m001_tracking",), ("m002_inputs_outputs_logged_models",),
-                    ("m003_store_settings",)]
+    assert rows == [(m.name,) for m in migrations._migrations]
+    assert len(rows) >= 4
     assert store._conn().execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
     store.close()
 
@@ -286,6 +287,6 @@ def test_concurrent_openers_of_a_new_store_do_not_collide(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         stores = list(pool.map(lambda _: SqliteStore(path), range(8)))
     applied = stores[0]._conn().execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
-    assert applied == (3,)
+    assert applied == (len(migrations._migrations),)
     for opened in stores:
         opened.close()

@@ -1,5 +1,24 @@
 """Entities: plain data shared by the store, services, client and JSON."""
 
+from labtrack.entities.registry import (
+    Activity,
+    ActivityAction,
+    ActivityType,
+    Comment,
+    DeliveryStatus,
+    ModelPermission,
+    ModelStage,
+    ModelVersion,
+    ModelVersionStatus,
+    PermissionLevel,
+    RegisteredModel,
+    RequestStatus,
+    TransitionRequest,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookStatus,
+)
 from labtrack.entities.tracking import (
     Dataset,
     DatasetInput,
@@ -25,6 +44,23 @@ from labtrack.entities.tracking import (
 )
 
 __all__ = [
+    "Activity",
+    "ActivityAction",
+    "ActivityType",
+    "Comment",
+    "DeliveryStatus",
+    "ModelPermission",
+    "ModelStage",
+    "ModelVersion",
+    "ModelVersionStatus",
+    "PermissionLevel",
+    "RegisteredModel",
+    "RequestStatus",
+    "TransitionRequest",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookStatus",
     "Dataset",
     "DatasetInput",
     "Experiment",

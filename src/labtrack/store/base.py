@@ -28,6 +28,7 @@ from labtrack.entities import (
     ViewType,
 )
 from labtrack.store.query import Comparison, OrderTerm
+from labtrack.store.registry import RegistryStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +58,9 @@ class MetricBucket:
     max: tuple[int, int, float] | None
 
 
-class Store(ABC):
-    """Persistence for tracking data. Implementations must be safe to use from several
-    threads and several processes at once."""
+class Store(RegistryStore, ABC):
+    """Persistence for tracking and registry data. Implementations must be safe to use from
+    several threads and several processes at once."""
 
     # -- experiments -------------------------------------------------------------------------
 

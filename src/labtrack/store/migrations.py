@@ -205,3 +205,155 @@ def m003_store_settings(db: Database) -> None:
     db.execute(
         "CREATE TABLE store_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
     )
+
+
+@migrations()
+def m004_registry(db: Database) -> None:
+    _run(
+        db,
+        """
+        -- model_id is internal: renaming a model is one UPDATE, every other table follows.
+        CREATE TABLE registered_models (
+            model_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            creation_time INTEGER NOT NULL,
+            last_updated_time INTEGER NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT ''
+        );
+
+        CREATE TABLE registered_model_tags (
+            model_id INTEGER NOT NULL REFERENCES registered_models (model_id)
+                ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (model_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE model_versions (
+            model_id INTEGER NOT NULL REFERENCES registered_models (model_id)
+                ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            creation_time INTEGER NOT NULL,
+            last_updated_time INTEGER NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT '',
+            current_stage TEXT NOT NULL DEFAULT 'None'
+                CHECK (current_stage IN ('None', 'Staging', 'Production', 'Archived')),
+            source TEXT NOT NULL,
+            run_id TEXT,
+            run_link TEXT,
+            status TEXT NOT NULL DEFAULT 'READY',
+            status_message TEXT,
+            logged_model_id TEXT,
+            PRIMARY KEY (model_id, version)
+        ) WITHOUT ROWID;
+        CREATE INDEX model_versions_stage ON model_versions (model_id, current_stage, version);
+        CREATE INDEX model_versions_run ON model_versions (run_id);
+
+        CREATE TABLE model_version_tags (
+            model_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (model_id, version, key),
+            FOREIGN KEY (model_id, version) REFERENCES model_versions (model_id, version)
+                ON DELETE CASCADE
+        ) WITHOUT ROWID;
+
+        CREATE TABLE model_aliases (
+            model_id INTEGER NOT NULL,
+            alias TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (model_id, alias),
+            FOREIGN KEY (model_id, version) REFERENCES model_versions (model_id, version)
+                ON DELETE CASCADE
+        ) WITHOUT ROWID;
+
+        CREATE TABLE transition_requests (
+            request_id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            to_stage TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            comment TEXT,
+            creation_time INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'OPEN'
+                CHECK (status IN ('OPEN', 'APPROVED', 'REJECTED', 'CANCELLED')),
+            resolved_by TEXT,
+            resolved_time INTEGER,
+            FOREIGN KEY (model_id, version) REFERENCES model_versions (model_id, version)
+                ON DELETE CASCADE
+        );
+        CREATE INDEX transition_requests_open ON transition_requests (status, model_id, version);
+
+        -- The audit trail: rows are inserted, never updated or deleted (they outlive the
+        -- model, so model_name is kept as it was when the event happened).
+        CREATE TABLE activities (
+            activity_id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL,
+            model_name TEXT NOT NULL,
+            version INTEGER,
+            activity_type TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            creation_time INTEGER NOT NULL,
+            from_stage TEXT,
+            to_stage TEXT,
+            comment TEXT,
+            system_comment TEXT
+        );
+        CREATE INDEX activities_model ON activities (model_id, activity_id DESC);
+        CREATE INDEX activities_version ON activities (model_id, version, activity_id DESC);
+
+        CREATE TABLE comments (
+            comment_id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            creation_time INTEGER NOT NULL,
+            last_updated_time INTEGER NOT NULL,
+            FOREIGN KEY (model_id, version) REFERENCES model_versions (model_id, version)
+                ON DELETE CASCADE
+        );
+        CREATE INDEX comments_version ON comments (model_id, version, comment_id);
+
+        CREATE TABLE model_permissions (
+            model_id INTEGER NOT NULL REFERENCES registered_models (model_id)
+                ON DELETE CASCADE,
+            user_name TEXT NOT NULL,
+            level TEXT NOT NULL,
+            PRIMARY KEY (model_id, user_name)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE webhooks (
+            webhook_id TEXT PRIMARY KEY,
+            model_id INTEGER REFERENCES registered_models (model_id) ON DELETE CASCADE,
+            events TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT,
+            status TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            enable_ssl_verification INTEGER NOT NULL DEFAULT 1,
+            creation_time INTEGER NOT NULL,
+            last_updated_time INTEGER NOT NULL
+        );
+        CREATE INDEX webhooks_model ON webhooks (model_id);
+
+        CREATE TABLE webhook_deliveries (
+            delivery_id TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            creation_time INTEGER NOT NULL,
+            last_attempt_time INTEGER,
+            response_status INTEGER,
+            last_error TEXT
+        );
+        CREATE INDEX webhook_deliveries_webhook
+            ON webhook_deliveries (webhook_id, creation_time DESC);
+        CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (status)
+        """,
+    )

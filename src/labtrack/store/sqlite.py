@@ -41,7 +41,6 @@ from labtrack.entities import (
     RunInputs,
     RunOutputs,
     RunStatus,
-    ViewType,
 )
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
 from labtrack.store.artifacts import local_path_to_uri
@@ -49,6 +48,8 @@ from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.metric_summary import summarize
 from labtrack.store.migrations import migrations
 from labtrack.store.query import Comparison, Entity
+from labtrack.store.sqlite_query import json_list, keyed_condition, value_condition
+from labtrack.store.sqlite_registry import SqliteRegistryMixin
 
 _NAN = float("nan")
 RUN_NAME_TAG = "mlflow.runName"
@@ -106,21 +107,6 @@ ON CONFLICT (series_id, level, bucket) DO UPDATE SET
 """
 
 
-def like_to_glob(pattern: str) -> str:
-    """MLflow's LIKE is case-sensitive; SQLite's is not, but GLOB is."""
-    out = []
-    for ch in pattern:
-        if ch == "%":
-            out.append("*")
-        elif ch == "_":
-            out.append("?")
-        elif ch in "*?[":
-            out.append(f"[{ch}]")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _value_or_nan(value: float | None) -> float:
     return _NAN if value is None else value
 
@@ -135,7 +121,7 @@ class _Connection(sqlite3.Connection):
     live threads without keeping those of finished threads alive."""
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteRegistryMixin, Store):
     """Tracking store in one SQLite file.
 
     :param path: the database file; created with its schema when missing.
@@ -308,7 +294,7 @@ class SqliteStore(Store):
         for experiment_id, key, value in conn.execute(
             "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN "
             "(SELECT value FROM json_each(?)) ORDER BY key",
-            (_json_list(tags),),
+            (json_list(tags),),
         ):
             tags[experiment_id][key] = value
         return [
@@ -339,7 +325,7 @@ class SqliteStore(Store):
 
     def search_experiments(self, view_type, comparisons, order_by, max_results, offset):
         where = ["e.lifecycle_stage IN (SELECT value FROM json_each(?))"]
-        params: list = [_json_list(view_type.stages)]
+        params: list = [json_list(view_type.stages)]
         for comparison in comparisons:
             sql, values = _experiment_condition(comparison)
             where.append(sql)
@@ -437,7 +423,7 @@ class SqliteStore(Store):
         """Full runs, in the order of ``run_ids``."""
         if not run_ids:
             return []
-        ids_json = _json_list(run_ids)
+        ids_json = json_list(run_ids)
         if infos is None:
             infos = self._run_infos(
                 conn, "r.run_uuid IN (SELECT value FROM json_each(?))", (ids_json,)
@@ -567,7 +553,7 @@ class SqliteStore(Store):
             conn.execute(
                 "SELECT key, value FROM params WHERE run_uuid = ? AND key IN "
                 "(SELECT value FROM json_each(?))",
-                (run_id, _json_list([p.key for p in params])),
+                (run_id, json_list([p.key for p in params])),
             ).fetchall()
         )
         new_rows = []
@@ -723,7 +709,7 @@ class SqliteStore(Store):
         ).fetchall()
         if not rows:
             return []
-        ids_json = _json_list([row[0] for row in rows])
+        ids_json = json_list([row[0] for row in rows])
         tags: dict[str, dict[str, str]] = {row[0]: {} for row in rows}
         model_params: dict[str, dict[str, str]] = {row[0]: {} for row in rows}
         for table, target in (("logged_model_tags", tags), ("logged_model_params", model_params)):
@@ -809,14 +795,14 @@ class SqliteStore(Store):
             "lm.experiment_id IN (SELECT value FROM json_each(?))",
             "lm.lifecycle_stage = 'active'",
         ]
-        params: list = [_json_list([_as_int(e) for e in experiment_ids])]
+        params: list = [json_list([_as_int(e) for e in experiment_ids])]
         for comparison in comparisons:
             if comparison.entity == Entity.ATTRIBUTE:
-                sql, values = _value_condition(_LOGGED_MODEL_COLUMNS[comparison.key], comparison)
+                sql, values = value_condition(_LOGGED_MODEL_COLUMNS[comparison.key], comparison)
             else:
                 table = ("logged_model_params" if comparison.entity == Entity.PARAM
                          else "logged_model_tags")
-                sql, values = _keyed_condition(table, "model_id", "lm.model_id", comparison)
+                sql, values = keyed_condition(table, "model_id", "lm.model_id", comparison)
             where.append(sql)
             params.extend(values)
         order_sql = []
@@ -836,8 +822,8 @@ class SqliteStore(Store):
             "r.lifecycle_stage IN (SELECT value FROM json_each(?))",
         ]
         where_params: list = [
-            _json_list([_as_int(e) for e in experiment_ids]),
-            _json_list(view_type.stages),
+            json_list([_as_int(e) for e in experiment_ids]),
+            json_list(view_type.stages),
         ]
         for comparison in comparisons:
             sql, values = _run_condition(comparison)
@@ -916,10 +902,10 @@ class SqliteStore(Store):
             "FROM latest_metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
             "WHERE m.run_uuid IN (SELECT value FROM json_each(?))"
         )
-        params: list = [_json_list(run_ids)]
+        params: list = [json_list(run_ids)]
         if keys is not None:
             query += " AND m.key IN (SELECT value FROM json_each(?))"
-            params.append(_json_list(keys))
+            params.append(json_list(keys))
         rows = self._conn().execute(query + " ORDER BY m.run_uuid, m.key", params).fetchall()
         return [MetricSeriesInfo(*row) for row in rows]
 
@@ -954,10 +940,6 @@ class SqliteStore(Store):
 # -- SQL building helpers ---------------------------------------------------------------------
 
 
-def _json_list(values) -> str:
-    return json.dumps([str(v) if isinstance(v, LifecycleStage | ViewType) else v for v in values])
-
-
 def _as_int(experiment_id) -> int | None:
     try:
         return int(experiment_id)
@@ -979,40 +961,13 @@ def _run_info(row) -> RunInfo:
     )
 
 
-def _value_condition(column: str, comparison: Comparison) -> tuple[str, list]:
-    op, value = comparison.operator, comparison.value
-    if op == "LIKE":
-        return f"{column} GLOB ?", [like_to_glob(str(value))]
-    if op == "ILIKE":
-        # SQLite's LIKE ignores case (for ASCII), which is exactly ILIKE.
-        return f"{column} LIKE ?", [value]
-    if op in ("IN", "NOT IN"):
-        return f"{column} {op} (SELECT value FROM json_each(?))", [_json_list(value)]
-    return f"{column} {op} ?", [value]
-
-
-def _keyed_condition(table: str, owner_column: str, owner: str, comparison: Comparison):
-    """A condition on a metric/param/tag row of the run (or experiment) ``owner``."""
-    exists = f"SELECT 1 FROM {table} x WHERE x.{owner_column} = {owner} AND x.key = ?"
-    if comparison.operator == "IS NULL":
-        return f"NOT EXISTS ({exists})", [comparison.key]
-    if comparison.operator == "IS NOT NULL":
-        return f"EXISTS ({exists})", [comparison.key]
-    if comparison.entity == Entity.METRIC and comparison.operator == "!=":
-        # NaN (NULL here) differs from every number.
-        return f"EXISTS ({exists} AND (x.value IS NULL OR x.value != ?))", [
-            comparison.key, comparison.value]
-    sql, values = _value_condition("x.value", comparison)
-    return f"EXISTS ({exists} AND {sql})", [comparison.key, *values]
-
-
 def _run_condition(comparison: Comparison) -> tuple[str, list]:
     if comparison.entity == Entity.ATTRIBUTE:
-        return _value_condition(_RUN_COLUMNS[comparison.key], comparison)
+        return value_condition(_RUN_COLUMNS[comparison.key], comparison)
     table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "tags"}[
         comparison.entity
     ]
-    return _keyed_condition(table, "run_uuid", "r.run_uuid", comparison)
+    return keyed_condition(table, "run_uuid", "r.run_uuid", comparison)
 
 
 def _experiment_condition(comparison: Comparison) -> tuple[str, list]:
@@ -1020,8 +975,8 @@ def _experiment_condition(comparison: Comparison) -> tuple[str, list]:
         column = _EXPERIMENT_COLUMNS[comparison.key]
         if comparison.key == "experiment_id":
             column = "CAST(e.experiment_id AS TEXT)"
-        return _value_condition(column, comparison)
-    return _keyed_condition("experiment_tags", "experiment_id", "e.experiment_id", comparison)
+        return value_condition(column, comparison)
+    return keyed_condition("experiment_tags", "experiment_id", "e.experiment_id", comparison)
 
 
 def _in_history_order(rows: list[tuple]) -> bool:
