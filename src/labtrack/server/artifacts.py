@@ -13,6 +13,8 @@ import os
 import posixpath
 import uuid
 
+import tornado.web
+
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.server.router import Router
 
@@ -89,6 +91,8 @@ class ArtifactFileMixin:
     def on_finish(self) -> None:
         self._discard_upload()
 
+    # @authenticated: see EndpointMixin (jupyter_server's check of extension handlers).
+    @tornado.web.authenticated
     async def put(self, path: str) -> None:
         upload, self._upload = self._upload, None
         await self.context.run(upload.close)
@@ -98,6 +102,7 @@ class ArtifactFileMixin:
         self.set_header("Content-Type", "application/json")
         self.finish("{}")
 
+    @tornado.web.authenticated
     async def get(self, path: str) -> None:
         source = self.context.proxy.resolve(path)
         if not await self.context.run(source.is_file):
@@ -112,6 +117,7 @@ class ArtifactFileMixin:
                 await self.flush()
         self.finish()
 
+    @tornado.web.authenticated
     async def delete(self, path: str) -> None:
         await self.context.run(self.context.proxy.delete, path)
         self.set_header("Content-Type", "application/json")

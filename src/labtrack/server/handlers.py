@@ -162,18 +162,26 @@ class EndpointMixin(ErrorShapeMixin):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(result))
 
+    # @authenticated marks each method as protected for jupyter_server, which otherwise warns
+    # (an error under -W error) when ServerApp.allow_unauthenticated_access is False;
+    # prepare() has already refused anonymous callers.
+    @tornado.web.authenticated
     async def get(self, **path_kwargs):
         await self._serve("GET", path_kwargs)
 
+    @tornado.web.authenticated
     async def post(self, **path_kwargs):
         await self._serve("POST", path_kwargs)
 
+    @tornado.web.authenticated
     async def patch(self, **path_kwargs):
         await self._serve("PATCH", path_kwargs)
 
+    @tornado.web.authenticated
     async def delete(self, **path_kwargs):
         await self._serve("DELETE", path_kwargs)
 
+    @tornado.web.authenticated
     async def put(self, **path_kwargs):
         await self._serve("PUT", path_kwargs)
 
@@ -188,6 +196,7 @@ class NotFoundMixin(ErrorShapeMixin):
     def initialize(self, **kwargs):
         pass
 
+    @tornado.web.authenticated
     def _not_found(self, *args, **kwargs):
         raise LabtrackError(f"No endpoint {self.request.method} {self.request.path}.",
                             "ENDPOINT_NOT_FOUND")

@@ -1,0 +1,243 @@
+"""Fixtures for the REST server tests: a real jupyter_server with the extension enabled, and
+the standalone ``labtrack server`` application, each over its own SQLite store in tmp_path.
+
+pytest-jupyter's fixtures (``jp_fetch``, ``jp_serverapp``, the event loop, the runner for
+``async def`` tests) are imported here rather than loaded as a global plugin, so only the
+tests in this folder start Jupyter servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.testing
+from jupyter_server.utils import url_path_join
+from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures and async test runner
+from tornado.escape import url_escape
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+from labtrack import config
+from labtrack.server.context import ServerContext
+from labtrack.server.standalone import make_app
+from labtrack.store import SqliteStore
+
+MLFLOW = "/api/2.0/mlflow"
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+STANDALONE_TOKEN = "tok"
+STANDALONE_USER = "alice"
+
+
+@dataclass
+class Reply:
+    """One HTTP answer: status, headers and body, JSON decoded on demand."""
+
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+
+def _query(params) -> str:
+    """``{"a": "1"}`` or ``[("run_ids", "x"), ("run_ids", "y")]`` as a query string."""
+    if not params:
+        return ""
+    items = params.items() if isinstance(params, dict) else params
+    return urllib.parse.urlencode(list(items), doseq=True)
+
+
+class Api:
+    """Calls the REST API mounted at some URL prefix; never raises on 4xx/5xx.
+
+    ``path`` is relative to the mount point, as in ``openapi.yaml``
+    (``/api/2.0/mlflow/runs/create``).
+    """
+
+    def __init__(self, send):
+        self._send = send  # async (method, path, query, headers, body) -> HTTPResponse
+
+    async def request(self, method: str, path: str, json_body: Any = None, *,
+                      params=None, headers: dict[str, str] | None = None,
+                      body: bytes | str | None = None) -> Reply:
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers.setdefault("Content-Type", "application/json")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        response = await self._send(method, path, _query(params), headers, body)
+        return Reply(response.code, response.headers, response.body or b"")
+
+    async def call(self, method: str, path: str, json_body: Any = None, **kwargs):
+        """(status, body) of one call: the decoded JSON, or the text of other bodies."""
+        reply = await self.request(method, path, json_body, **kwargs)
+        if reply.content_type.startswith("application/json"):
+            return reply.status, reply.json
+        return reply.status, reply.body.decode("utf-8", "replace")
+
+    # MLflow's endpoints, path relative to /api/2.0/mlflow
+    async def get(self, endpoint: str, params=None, **kwargs):
+        return await self.call("GET", f"{MLFLOW}/{endpoint}", params=params, **kwargs)
+
+    async def post(self, endpoint: str, json_body: Any = None, **kwargs):
+        return await self.call("POST", f"{MLFLOW}/{endpoint}",
+                               {} if json_body is None else json_body, **kwargs)
+
+    # Shortcuts for fixtures of the tests
+    async def ok(self, method: str, path: str, json_body: Any = None, **kwargs) -> Any:
+        status, data = await self.call(method, path, json_body, **kwargs)
+        assert status == 200, (method, path, status, data)
+        return data
+
+    async def create_experiment(self, name: str = "exp", **fields) -> str:
+        data = await self.ok("POST", f"{MLFLOW}/experiments/create", {"name": name, **fields})
+        return data["experiment_id"]
+
+    async def create_run(self, experiment_id: str = "0", **fields) -> dict:
+        data = await self.ok("POST", f"{MLFLOW}/runs/create",
+                             {"experiment_id": experiment_id, **fields})
+        return data["run"]
+
+    async def log_metric(self, run_id: str, key: str, value, timestamp: int = 1000,
+                         step: int = 0) -> None:
+        await self.ok("POST", f"{MLFLOW}/runs/log-metric",
+                      {"run_id": run_id, "key": key, "value": value,
+                       "timestamp": timestamp, "step": step})
+
+    async def create_logged_model(self, experiment_id: str = "0", **fields) -> dict:
+        data = await self.ok("POST", f"{MLFLOW}/logged-models",
+                             {"experiment_id": experiment_id, **fields})
+        return data["model"]
+
+
+def _fetch_kwargs(method: str, headers: dict, body) -> dict:
+    return {
+        "method": method,
+        "headers": headers,
+        "body": body,
+        "raise_error": False,
+        # GET/DELETE with a body, PATCH without one: the tests decide what is sent.
+        "allow_nonstandard_methods": True,
+        "request_timeout": 60,
+    }
+
+
+# -- jupyter_server ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_tracking_uri_env(monkeypatch):
+    """The extension exports LABTRACK_TRACKING_URI into os.environ; undo it after each test."""
+    monkeypatch.setenv(config.TRACKING_URI_ENV, "unset-by-the-test-fixture")
+    monkeypatch.delenv(config.TRACKING_URI_ENV)
+
+
+@pytest.fixture
+def labtrack_config() -> dict:
+    """Extra LabTrack traits for one test (override in a test module or parametrize)."""
+    return {}
+
+
+@pytest.fixture
+def tracking_dir(tmp_path):
+    return tmp_path / "labtrack-store"
+
+
+@pytest.fixture
+def jp_server_config(tracking_dir, labtrack_config):
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"labtrack": True, "jupyter_server_terminals": False},
+            "allow_unauthenticated_access": False,
+        },
+        "LabTrack": {"tracking_uri": str(tracking_dir), **labtrack_config},
+    }
+
+
+@pytest.fixture
+def api(jp_fetch) -> Api:
+    """The extension's API at ``{base_url}labtrack/``, with the server's token."""
+
+    async def send(method, path, query, headers, body):
+        parts = ["labtrack", *[p for p in path.split("/") if p]]
+        return await jp_fetch(*parts, params=urllib.parse.parse_qsl(query),
+                              **_fetch_kwargs(method, headers, body))
+
+    return Api(send)
+
+
+@pytest.fixture
+def anonymous_api(jp_serverapp, http_server_client, jp_base_url) -> Api:
+    """The extension's API without any credentials (no Authorization header, no cookie)."""
+
+    async def send(method, path, query, headers, body):
+        url = url_path_join(jp_base_url, "labtrack", url_escape(path.lstrip("/"), plus=False))
+        if query:
+            url += "?" + query
+        return await http_server_client.fetch(url, **_fetch_kwargs(method, headers, body))
+
+    return Api(send)
+
+
+# -- standalone server ---------------------------------------------------------------------
+
+
+@dataclass
+class Standalone:
+    url: str
+    client: SimpleAsyncHTTPClient
+    context: ServerContext
+
+    def api(self, headers: dict[str, str] | None = None) -> Api:
+        """The API with these default headers (no credentials unless given)."""
+        defaults = dict(headers or {})
+
+        async def send(method, path, query, extra_headers, body):
+            url = self.url + url_escape(path, plus=False) + (f"?{query}" if query else "")
+            merged = {**defaults, **extra_headers}
+            return await self.client.fetch(url, **_fetch_kwargs(method, merged, body))
+
+        return Api(send)
+
+
+@pytest.fixture
+def standalone(tmp_path, jp_asyncio_loop):
+    """``labtrack server``'s application on a free loopback port, in the test's event loop,
+    accepting the token "tok" for the user "alice"."""
+    store = SqliteStore(tmp_path / "standalone" / "labtrack.db")
+    context = ServerContext(store, str(tmp_path / "standalone"))
+    app = make_app(context, {STANDALONE_TOKEN: STANDALONE_USER})
+    sock, port = tornado.testing.bind_unused_port()
+
+    async def start():
+        server = tornado.httpserver.HTTPServer(app, max_body_size=context.max_upload_bytes)
+        server.add_sockets([sock])
+        return server, SimpleAsyncHTTPClient(force_instance=True)
+
+    server, client = jp_asyncio_loop.run_until_complete(start())
+    yield Standalone(f"http://127.0.0.1:{port}", client, context)
+    client.close()
+    server.stop()
+    jp_asyncio_loop.run_until_complete(server.close_all_connections())
+    context.close()
+
+
+@pytest.fixture
+def standalone_api(standalone) -> Api:
+    return standalone.api({"Authorization": f"Bearer {STANDALONE_TOKEN}"})
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
