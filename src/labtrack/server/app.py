@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from jupyter_server.auth import IdentityProvider
+from jupyter_server.auth import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, Unicode, default
@@ -32,8 +32,9 @@ class JupyterApiHandler(APIHandler):
     def identity_name(self) -> str:
         # A single-user server with token auth knows its user only as a random "anonymous"
         # id; the person is the account running the server. Real identity providers
-        # (JupyterHub and others) name the user.
-        if type(self.identity_provider) is IdentityProvider:
+        # (JupyterHub and others) name the user. PasswordIdentityProvider is jupyter_server's
+        # default, and gives token users a random id too.
+        if type(self.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
             return current_user()
         user = self.current_user
         return getattr(user, "username", None) or getattr(user, "name", None) or str(user)
