@@ -39,6 +39,13 @@ class JupyterApiHandler(APIHandler):
         user = self.current_user
         return getattr(user, "username", None) or getattr(user, "name", None) or str(user)
 
+    def finish(self, *args, **kwargs):
+        # APIHandler.finish() labels every answer application/json; keep the type the handler
+        # chose (text/plain for /health, the file's type for artifact downloads).
+        chosen = self._headers.get("Content-Type", "application/json")
+        kwargs.setdefault("set_content_type", chosen)
+        return super().finish(*args, **kwargs)
+
 
 class LabTrack(ExtensionApp):
     name = "labtrack"
