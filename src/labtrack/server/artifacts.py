@@ -16,6 +16,7 @@ import uuid
 import tornado.web
 
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
+from labtrack.server.request import PayloadTooLarge
 from labtrack.server.router import Router
 
 router = Router()
@@ -61,6 +62,13 @@ class ArtifactFileMixin:
     async def prepare(self):
         await super().prepare()  # authentication
         if self.request.method == "PUT":
+            # Refuse a declared oversize body with a JSON 413 here; past this point tornado
+            # would drop the connection with a bare 400.
+            length = self.request.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > self.context.max_upload_bytes:
+                raise PayloadTooLarge(
+                    f"Artifact file is larger than the limit of {self.context.max_upload_bytes} "
+                    "bytes (LabTrack max_upload_bytes).")
             self.request.connection.set_max_body_size(self.context.max_upload_bytes)
             target = self.context.proxy.resolve(self.path_kwargs["path"])
             self._temporary = target.with_name(f".{target.name}.upload-{uuid.uuid4().hex}")

@@ -16,7 +16,7 @@ import tornado.web
 from labtrack.errors import LabtrackError
 from labtrack.server.artifacts import ArtifactFileMixin
 from labtrack.server.meta import PlainText
-from labtrack.server.request import ApiRequest, parse_json_body
+from labtrack.server.request import ApiRequest, PayloadTooLarge, parse_json_body
 from labtrack.server.router import Endpoint
 
 # MLflow's ERROR_CODE_TO_HTTP_STATUS (mlflow/exceptions.py): note "already exists" is 400.
@@ -53,11 +53,6 @@ _HTTP_ERROR_CODES = {
     413: "REQUEST_LIMIT_EXCEEDED",
 }
 _JSON_CONTENT_TYPE_ERROR = "Bad Request. Content-Type must be one of ['application/json']."
-
-
-class PayloadTooLarge(LabtrackError):
-    error_code = "REQUEST_LIMIT_EXCEEDED"
-    http_status = 413
 
 
 class ErrorShapeMixin:

@@ -12,9 +12,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from labtrack.errors import InvalidParameterValue
+from labtrack.errors import InvalidParameterValue, LabtrackError
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+class PayloadTooLarge(LabtrackError):
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 413
 
 
 def _invalid(name: str, value: Any, expected: str) -> InvalidParameterValue:
