@@ -77,6 +77,21 @@ EXPERIMENT_ATTRIBUTES = AttributeRules(
     aliases={},
     keyed=frozenset({Entity.TAG}),
 )
+REGISTERED_MODEL_ATTRIBUTES = AttributeRules(
+    numeric=frozenset({"creation_timestamp", "last_updated_timestamp"}),
+    strings=frozenset({"name"}),
+    listable=frozenset({"name"}),
+    aliases={"timestamp": "last_updated_timestamp"},
+    keyed=frozenset({Entity.TAG}),
+)
+MODEL_VERSION_ATTRIBUTES = AttributeRules(
+    numeric=frozenset({"version_number", "creation_timestamp", "last_updated_timestamp"}),
+    strings=frozenset({"name", "run_id", "source_path", "current_stage", "user_id"}),
+    listable=frozenset({"name", "run_id"}),
+    aliases={"timestamp": "last_updated_timestamp", "version": "version_number",
+             "source": "source_path"},
+    keyed=frozenset({Entity.TAG}),
+)
 LOGGED_MODEL_ATTRIBUTES = AttributeRules(
     numeric=frozenset({"creation_timestamp", "last_updated_timestamp"}),
     strings=frozenset({"model_id", "name", "model_type", "status", "source_run_id"}),

@@ -83,7 +83,8 @@ def _validate_dataset_input(dataset_input: DatasetInput) -> None:
             )
 
 
-def _inside_folder(path: str, root: str) -> bool:
+def inside_folder(path: str, root: str) -> bool:
+    """Whether ``path`` (symlinks resolved) is ``root`` or lies under it."""
     real, real_root = os.path.realpath(path), os.path.realpath(root)
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
@@ -134,7 +135,7 @@ class TrackingService:
             # Only local folders (plain paths or file: URIs) for now; refuse anything else
             # rather than storing a location no repository can open.
             folder = uri_to_local_path(artifact_location)
-            if self.confine_artifacts and not _inside_folder(folder, self.store.artifact_root):
+            if self.confine_artifacts and not inside_folder(folder, self.store.artifact_root):
                 raise InvalidParameterValue(
                     f"Invalid artifact location '{artifact_location}': it must lie inside the "
                     "server's artifact root (use an mlflow-artifacts:/ URI or leave it empty)."

@@ -219,7 +219,10 @@ def m004_registry(db: Database) -> None:
             creation_time INTEGER NOT NULL,
             last_updated_time INTEGER NOT NULL,
             description TEXT NOT NULL DEFAULT '',
-            user_id TEXT NOT NULL DEFAULT ''
+            user_id TEXT NOT NULL DEFAULT '',
+            -- Version numbers are never reused, even after a deletion: the audit trail and
+            -- deployed references keep meaning what they meant.
+            next_version INTEGER NOT NULL DEFAULT 1
         );
 
         CREATE TABLE registered_model_tags (

@@ -317,8 +317,8 @@ class SqliteRegistryMixin(RegistryStore):
         with self._write() as conn:
             model_id = self._model_id(conn, name)
             version = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_id = ?",
-                (model_id,)).fetchone()[0]
+                "UPDATE registered_models SET next_version = next_version + 1 "
+                "WHERE model_id = ? RETURNING next_version - 1", (model_id,)).fetchone()[0]
             conn.execute(
                 "INSERT INTO model_versions (model_id, version, creation_time, "
                 "last_updated_time, description, user_id, current_stage, source, run_id, "
