@@ -205,6 +205,28 @@ def test_cancelling_requests(registry, model):
         registry.create_transition_request(model, "1", "None", user="ann")
 
 
+def _approve_concurrently(registry, model, version, request_id, users):
+    """Start one approval per user at the same instant; returns "ok" or the conflict each."""
+    barrier = threading.Barrier(len(users))
+    outcomes: list[object] = []
+
+    def approve(user):
+        barrier.wait()
+        try:
+            registry.approve_transition_request(model, version, "Production", True,
+                                                request_id=request_id, user=user)
+            outcomes.append("ok")
+        except RequestConflict as conflict:
+            outcomes.append(conflict)
+
+    threads = [threading.Thread(target=approve, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def test_two_approvals_at_once_exactly_one_succeeds(registry, model):
     registry.set_permissions(model, [("bob", "CAN_MANAGE_PRODUCTION_VERSIONS"),
                                      ("eve", "CAN_MANAGE_PRODUCTION_VERSIONS")], user=OWNER)
@@ -213,23 +235,7 @@ def test_two_approvals_at_once_exactly_one_succeeds(registry, model):
         version = str(2 + attempt % 2)
         request = registry.create_transition_request(model, version, "Production",
                                                      user=OWNER)
-        barrier = threading.Barrier(2)
-        outcomes: list[object] = []
-
-        def approve(user):
-            barrier.wait()
-            try:
-                registry.approve_transition_request(model, version, "Production", True,
-                                                    request_id=request.id, user=user)
-                outcomes.append("ok")
-            except RequestConflict as conflict:
-                outcomes.append(conflict)
-
-        threads = [threading.Thread(target=approve, args=(u,)) for u in ("bob", "eve")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = _approve_concurrently(registry, model, version, request.id, ("bob", "eve"))
         assert outcomes.count("ok") == 1, outcomes
         [conflict] = [o for o in outcomes if o != "ok"]
         assert conflict.error_code == "RESOURCE_CONFLICT"
@@ -304,7 +310,7 @@ def _perform(registry, write, user):
     calls[write]()
 
 
-@pytest.mark.parametrize("level", [None, *PermissionLevel], ids=lambda l: str(l))
+@pytest.mark.parametrize("level", [None, *PermissionLevel], ids=str)
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_permission_matrix(service, write, level):
     registry = RegistryService(service, RegistrySettings(default_permission=None))
