@@ -65,4 +65,10 @@ def _close_backends():
         client_module._backends.clear()
     for backend in backends:
         backend.writer.close()
-        backend.service.store.close()
+        dispatcher = getattr(backend.registry, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.wait_idle()
+            dispatcher.close()
+        store = getattr(backend.service, "store", None)
+        if store is not None:
+            store.close()

@@ -14,6 +14,8 @@
 ``LABTRACK_RUN_ID``           ``start_run()`` without arguments resumes this run.
 ``LABTRACK_EXPERIMENT_NAME``  Experiment for new runs when none was set (created if missing).
 ``LABTRACK_EXPERIMENT_ID``    Experiment id for new runs when none was set.
+``LABTRACK_WEBHOOK_ALLOWED_HOSTS``  Comma-separated hosts, IPs or CIDR ranges that registry
+                              webhooks may call although they are internal addresses.
 ============================  ===============================================================
 """
 
@@ -33,6 +35,7 @@ FLUSH_INTERVAL_ENV = "LABTRACK_FLUSH_INTERVAL"
 RUN_ID_ENV = "LABTRACK_RUN_ID"
 EXPERIMENT_NAME_ENV = "LABTRACK_EXPERIMENT_NAME"
 EXPERIMENT_ID_ENV = "LABTRACK_EXPERIMENT_ID"
+WEBHOOK_ALLOWED_HOSTS_ENV = "LABTRACK_WEBHOOK_ALLOWED_HOSTS"
 
 DATABASE_FILE_NAME = "labtrack.db"
 _DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -66,6 +69,11 @@ def flush_interval() -> float:
     if not 0 < value <= 60:
         raise InvalidParameterValue(f"{FLUSH_INTERVAL_ENV} must lie in (0, 60] seconds.")
     return value
+
+
+def webhook_allowed_hosts() -> tuple[str, ...]:
+    raw = os.environ.get(WEBHOOK_ALLOWED_HOSTS_ENV, "")
+    return tuple(host.strip() for host in raw.split(",") if host.strip())
 
 
 def sqlite_database_path(tracking_uri: str) -> Path:

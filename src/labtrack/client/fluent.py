@@ -373,6 +373,13 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
     return base if not artifact_path else f"{base.rstrip('/')}/{artifact_path.lstrip('/')}"
 
 
+def register_model(model_uri: str, name: str, tags: Mapping[str, Any] | None = None,
+                   description: str | None = None):
+    """Register ``model_uri`` (``runs:/<run_id>/<path>``, ``models:/<model_id>`` or a path)
+    as a new version of registered model ``name``, creating the model when missing."""
+    return _get_client().register_model(model_uri, name, tags, description)
+
+
 def flush() -> None:
     """Store every buffered metric point now."""
     _get_client().flush()

@@ -23,6 +23,7 @@ from labtrack.entities import (
     DatasetInput,
     Experiment,
     FileInfo,
+    LoggedModel,
     Metric,
     MetricSeries,
     ModelOutput,
@@ -231,6 +232,10 @@ class RestTrackingService:
         self._post("/api/2.0/mlflow/runs/log-inputs", run_id=run_id,
                    datasets=[d.to_dict() for d in datasets],
                    models=[{"model_id": m} for m in model_ids])
+
+    def get_logged_model(self, model_id) -> LoggedModel:
+        data = self._get(f"/api/2.0/mlflow/logged-models/{quote(str(model_id), safe='')}")
+        return LoggedModel.from_dict(data["model"])
 
     def log_outputs(self, run_id, outputs: Sequence[ModelOutput]) -> None:
         self._post("/api/2.0/mlflow/runs/outputs", run_id=run_id,

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from labtrack import config
+from labtrack.client.registry import RegistryClientMixin
 from labtrack.client.rest import RestTrackingService
+from labtrack.client.rest_registry import RestRegistryService
 from labtrack.client.run_context import USER_TAG, current_user
 from labtrack.client.writer import MetricWriter
 from labtrack.entities import (
@@ -37,13 +39,17 @@ from labtrack.entities import (
 )
 from labtrack.errors import InvalidParameterValue
 from labtrack.services import TrackingService, validation
+from labtrack.services.permissions import RegistrySettings
+from labtrack.services.registry import RegistryService
 from labtrack.services.tracking import now_ms
+from labtrack.services.webhook_delivery import WebhookDispatcher
 from labtrack.store import SqliteStore
 
 
 @dataclass
 class _Backend:
     service: TrackingService | RestTrackingService
+    registry: RegistryService | RestRegistryService
     writer: MetricWriter
 
 
@@ -62,14 +68,29 @@ def _backend(tracking_uri: str) -> _Backend:
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
-            service = RestTrackingService(key) if remote else TrackingService(SqliteStore(key))
+            if remote:
+                service = RestTrackingService(key)
+                registry = RestRegistryService(service)
+            else:
+                service = TrackingService(SqliteStore(key))
+                registry = _local_registry(service)
             writer = MetricWriter(service.log_metric_columns, interval=config.flush_interval())
-            backend = _backends[key] = _Backend(service, writer)
+            backend = _backends[key] = _Backend(service, registry, writer)
         return backend
 
 
-class TrackingClient:
-    """Experiments, runs, metrics, params, tags and artifacts of one tracking URI.
+def _local_registry(service: TrackingService) -> RegistryService:
+    """In-process registry of a local store: its one user administers it (as in single-user
+    Jupyter); events still reach the store's webhooks."""
+    allowed = config.webhook_allowed_hosts()
+    settings = RegistrySettings(admins=frozenset({current_user()}),
+                                webhook_allowed_hosts=allowed)
+    return RegistryService(service, settings, WebhookDispatcher(service.store, allowed))
+
+
+class TrackingClient(RegistryClientMixin):
+    """Experiments, runs, metrics, params, tags and artifacts of one tracking URI, and its
+    model registry (see ``RegistryClientMixin``).
 
     :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store, or
         ``http(s)://…`` for a labtrack server (token from ``LABTRACK_TRACKING_TOKEN``);
@@ -80,7 +101,9 @@ class TrackingClient:
         self.tracking_uri = str(tracking_uri) if tracking_uri else config.default_tracking_uri()
         backend = _backend(self.tracking_uri)
         self._service = backend.service
+        self._registry = backend.registry
         self._writer = backend.writer
+        self._user = current_user()
 
     def __repr__(self) -> str:
         return f"TrackingClient({self.tracking_uri!r})"

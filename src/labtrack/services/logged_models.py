@@ -66,10 +66,7 @@ class LoggedModelService:
         )
 
     def get(self, model_id: str) -> LoggedModel:
-        model = self.store.get_logged_model(model_id) if isinstance(model_id, str) else None
-        if model is None or model.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
-        return model
+        return self.tracking.get_logged_model(model_id)
 
     def finalize(self, model_id: str, status: LoggedModelStatus | str) -> LoggedModel:
         self.get(model_id)

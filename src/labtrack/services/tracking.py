@@ -19,6 +19,7 @@ from labtrack.entities import (
     Experiment,
     FileInfo,
     LifecycleStage,
+    LoggedModel,
     Metric,
     MetricSeries,
     ModelOutput,
@@ -382,6 +383,12 @@ class TrackingService:
                 raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
         self._active_run(run_id)
         self.store.log_inputs(run_id, datasets, model_ids)
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        model = self.store.get_logged_model(model_id) if isinstance(model_id, str) else None
+        if model is None or model.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        return model
 
     def log_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
         """Record the logged models a run produced."""
