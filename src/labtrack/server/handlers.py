@@ -85,6 +85,9 @@ class ErrorShapeMixin:
                     "message": "Internal server error; see the server log."}
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        allowed = getattr(self, "endpoints", None)
+        if status_code == 405 and allowed:
+            self.set_header("Allow", ", ".join(sorted(allowed)))  # required on a 405
         self.finish(json.dumps(body))
 
     def log_exception(self, typ, value, tb) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from labtrack.errors import InvalidParameterValue, LabtrackError
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class PayloadTooLarge(LabtrackError):
@@ -37,10 +39,14 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
+        text = body.decode("utf-8-sig")  # RFC 8259: JSON between systems is UTF-8
+        data = json.loads(text)
         if isinstance(data, str):  # legacy clients double-encode the body
             data = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
+        if _ESCAPED_SURROGATE.search(text):
+            # "\ud800" parses, but a lone surrogate is not text and would fail in the store.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as error:  # RecursionError: nesting too deep
         raise InvalidParameterValue(f"Malformed JSON in request body: {error}.") from None
     if not isinstance(data, dict):
         raise InvalidParameterValue(

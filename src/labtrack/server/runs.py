@@ -198,7 +198,9 @@ def log_model(request, context):
     try:
         model = json.loads(model_json)
     except ValueError:
-        raise InvalidParameterValue("Malformed value for parameter 'model_json'.") from None
+        model = None
+    if not isinstance(model, dict):  # "NaN" or "1" parse, but are not a model
+        raise InvalidParameterValue("Malformed value for parameter 'model_json'.")
     missing = [k for k in ("artifact_path", "flavors", "utc_time_created", "run_id")
                if k not in model]
     if missing:
