@@ -85,6 +85,9 @@ class ErrorShapeMixin:
                     "message": "Internal server error; see the server log."}
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        challenge = getattr(self, "authentication_challenge", None)
+        if status_code == 401 and challenge:
+            self.set_header("WWW-Authenticate", challenge)  # required on a 401
         allowed = getattr(self, "endpoints", None)
         if status_code == 405 and allowed:
             self.set_header("Allow", ", ".join(sorted(allowed)))  # required on a 405

@@ -35,6 +35,7 @@ class TokenAuthenticatedHandler(tornado.web.RequestHandler):
     """Base of the standalone server's handlers: the user is whoever owns the token."""
 
     unauthenticated_status = 401
+    authentication_challenge = 'Bearer realm="labtrack"'
 
     def get_current_user(self) -> str | None:
         presented = self._presented_token()
