@@ -6,7 +6,7 @@ import math
 
 import mlflow
 import pytest
-from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.entities import Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
 
 from tests.compat.helpers import unique
