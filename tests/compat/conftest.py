@@ -52,8 +52,9 @@ with warnings.catch_warnings():
     import mlflow.exceptions
     import mlflow.pyfunc
     import mlflow.sklearn
-    import mlflow.tracking.fluent
     import mlflow.tracking._tracking_service.utils
+    import mlflow.tracking.fluent
+    import mlflow.utils.request_utils
     import numpy  # noqa: F401
     import pandas  # noqa: F401
     import sklearn.linear_model  # noqa: F401
@@ -214,6 +215,29 @@ def mlflow_client(tracking_server, monkeypatch):
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
+
+
+@pytest.fixture
+def throwaway_client_connections(monkeypatch):
+    """The mlflow client's HTTP sessions for this test only, closed at its end.
+
+    For tests whose requests the server refuses before reading them (bad token, upload
+    refused): labtrack currently drops such a kept-alive connection without announcing it
+    (see test_http.py), which would make the *next* test's first call fail at random.
+    """
+    sessions = []
+    cached = mlflow.utils.request_utils._cached_get_request_session
+
+    def fresh_session(*args, **kwargs):
+        session = cached.__wrapped__(*args, **kwargs)
+        sessions.append(session)
+        return session
+
+    monkeypatch.setattr(mlflow.utils.request_utils, "_cached_get_request_session",
+                        fresh_session)
+    yield
+    for session in sessions:
+        session.close()
 
 
 @pytest.fixture
