@@ -293,3 +293,51 @@ def test_log_batch_is_atomic(mlflow_client, experiment_id):
     assert "lost" not in data.metrics
     assert "lost" not in data.tags
     assert data.params == {"fixed": "1"}
+
+
+# -- value limits and edge values ------------------------------------------------------------
+
+
+def test_value_limits_reach_the_client_as_errors(mlflow_client, experiment_id):
+    """labtrack refuses over-long values instead of truncating them (a documented
+    difference from MLflow); the stock client must get a clear INVALID_PARAMETER_VALUE."""
+    run_id = mlflow_client.create_run(experiment_id).info.run_id
+    mlflow_client.log_param(run_id, "at_limit", "x" * 6000)
+    mlflow_client.set_tag(run_id, "at_limit", "y" * 8000)
+    mlflow_client.log_param(run_id, "k" * 250, "longest key")
+    refused = [
+        lambda: mlflow_client.log_param(run_id, "too_long", "x" * 6001),
+        lambda: mlflow_client.set_tag(run_id, "too_long", "y" * 8001),
+        lambda: mlflow_client.log_param(run_id, "k" * 251, "v"),
+        lambda: mlflow_client.log_metric(run_id, "bad?key", 1.0),
+        lambda: mlflow_client.log_param(run_id, "../escape", "v"),
+        lambda: mlflow_client.set_tag(run_id, "/absolute", "v"),
+    ]
+    for call in refused:
+        with pytest.raises(MlflowException) as error:
+            call()
+        assert error.value.error_code == "INVALID_PARAMETER_VALUE", error.value.message
+    assert "6000" in _message(mlflow_client.log_param, run_id, "too_long", "x" * 6001)
+    data = _run(mlflow_client, run_id).data
+    assert len(data.params["at_limit"]) == 6000
+    assert len(data.tags["at_limit"]) == 8000
+    assert data.params["k" * 250] == "longest key"
+    assert "too_long" not in data.params and "too_long" not in data.tags
+    assert "bad?key" not in data.metrics
+
+
+def _message(call, *args) -> str:
+    with pytest.raises(MlflowException) as error:
+        call(*args)
+    return error.value.message
+
+
+def test_extreme_metric_values_steps_and_timestamps(mlflow_client, experiment_id):
+    run_id = mlflow_client.create_run(experiment_id).info.run_id
+    points = [(1e-300, 2**41, -5), (1.7976931348623157e308, 2**41 + 1, 2**62),
+              (-1.7976931348623157e308, 2**41 + 2, 0), (5e-324, 0, 1)]
+    for value, timestamp, step in points:
+        mlflow_client.log_metric(run_id, "edge", value, timestamp=timestamp, step=step)
+    history = mlflow_client.get_metric_history(run_id, "edge")
+    assert sorted((m.value, m.timestamp, m.step) for m in history) == sorted(points)
+    assert _run(mlflow_client, run_id).data.metrics["edge"] == 1.7976931348623157e308
