@@ -306,3 +306,26 @@ async def test_runs_search_is_post_only_as_in_mlflow(api):
 async def test_a_wrong_method_on_the_artifact_file_route_is_405(api):
     reply = await api.request("POST", f"{ARTIFACTS}/0/x.txt", {})
     assert_error_shape(reply, 405, "BAD_REQUEST")
+
+
+# -- keep-alive ------------------------------------------------------------------------------
+
+# tornado's test client asks for "Connection: close" unless told otherwise.
+KEEP_ALIVE = {"Connection": "keep-alive"}
+
+
+async def test_a_request_refused_before_its_body_is_read_announces_the_close(api):
+    # tornado drops the connection after such an answer; keep-alive clients (MLflow's pooled
+    # requests session) must be told, or their next call fails on the dead connection.
+    reply = await api.request("PUT", f"{ARTIFACTS}/..%2Fescape.txt", body=b"x" * 100,
+                              headers=KEEP_ALIVE)
+    assert reply.status == 400
+    assert reply.headers.get("Connection") == "close"
+
+
+async def test_an_answered_request_keeps_the_connection_open(api):
+    reply = await api.request("GET", f"{MLFLOW}/experiments/get", params={"experiment_id": "0"},
+                              headers=KEEP_ALIVE)
+    assert reply.status == 200
+    assert reply.headers.get("Connection") != "close"
+

@@ -91,6 +91,11 @@ class ErrorShapeMixin:
         allowed = getattr(self, "endpoints", None)
         if status_code == 405 and allowed:
             self.set_header("Allow", ", ".join(sorted(allowed)))  # required on a 405
+        body_future = getattr(self.request, "_body_future", None)  # set for streamed bodies
+        if body_future is not None and not body_future.done():
+            # Refused before the body was read (auth, size, path): tornado closes the
+            # connection after this answer, so say so, or keep-alive clients reuse a dead one.
+            self.set_header("Connection", "close")
         self.finish(json.dumps(body))
 
     def log_exception(self, typ, value, tb) -> None:
