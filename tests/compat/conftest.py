@@ -24,40 +24,45 @@ import requests
 
 from tests.compat.helpers import RawApi, TrackingServer, unique
 
-# mlflow starts its telemetry client when imported, so these must be in the environment
-# before the import below (and the servers inherit them, harmlessly). The fixture sets them
-# again per test through monkeypatch.
+# mlflow decides about its telemetry client when imported, so these must be in the environment
+# during the import below; afterwards the environment is restored (other test folders start
+# kernels and subprocesses that must not inherit them). The servers get them explicitly and
+# the ``mlflow_client`` fixture sets them per test through monkeypatch.
 CLIENT_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # a failing call fails at once
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
-    "MPLBACKEND": "Agg",
 }
+_saved_environ = dict(os.environ)
 os.environ.update(CLIENT_ENV)
 
 # Importing mlflow, its flavors and scikit-learn is slow and warns (pydantic type hints,
 # deprecations); do it once, here, outside pytest's "warnings are errors" filter.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import matplotlib
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import mlflow
-    import mlflow.artifacts
-    import mlflow.data
-    import mlflow.data.pandas_dataset
-    import mlflow.entities
-    import mlflow.exceptions
-    import mlflow.pyfunc
-    import mlflow.sklearn
-    import mlflow.tracking._tracking_service.utils
-    import mlflow.tracking.fluent
-    import mlflow.utils.request_utils
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
+        matplotlib.use("Agg")  # this process only: figures are drawn off-screen
+        import matplotlib.pyplot  # noqa: F401
+        import mlflow
+        import mlflow.artifacts
+        import mlflow.data
+        import mlflow.data.pandas_dataset
+        import mlflow.entities
+        import mlflow.exceptions
+        import mlflow.pyfunc
+        import mlflow.sklearn
+        import mlflow.tracking._tracking_service.utils
+        import mlflow.tracking.fluent
+        import mlflow.utils.request_utils
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+finally:
+    os.environ.clear()
+    os.environ.update(_saved_environ)
 
 # Warnings raised inside third-party code while a test drives it (mlflow's autologging,
 # scikit-learn's metric renames, matplotlib) are not labtrack's; labtrack itself runs in the
