@@ -156,11 +156,17 @@ def tracking_dir(tmp_path):
 
 
 @pytest.fixture
-def jp_server_config(tracking_dir, labtrack_config):
+def allow_unauthenticated_access() -> bool:
+    """jupyter_server's own gate (its default is True); parametrize to change it."""
+    return False
+
+
+@pytest.fixture
+def jp_server_config(tracking_dir, labtrack_config, allow_unauthenticated_access):
     return {
         "ServerApp": {
             "jpserver_extensions": {"labtrack": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
+            "allow_unauthenticated_access": allow_unauthenticated_access,
         },
         "LabTrack": {"tracking_uri": str(tracking_dir), **labtrack_config},
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from labtrack.server.routes import documented_routes
 from tests.server.conftest import (
     ARTIFACTS,
@@ -55,6 +57,13 @@ def test_the_route_walk_covers_path_parameters():
 
 
 async def test_jupyter_refuses_every_route_without_credentials(anonymous_api):
+    assert await refusals(anonymous_api) == {}
+
+
+@pytest.mark.parametrize("allow_unauthenticated_access", [True])
+async def test_jupyter_refuses_every_route_even_where_jupyter_would_let_it_through(
+        anonymous_api):
+    # jupyter_server's default lets undecorated handlers decide; labtrack's own check holds.
     assert await refusals(anonymous_api) == {}
 
 
