@@ -4,11 +4,14 @@ types, size limits, unknown paths and methods. Every error is MLflow's
 
 from __future__ import annotations
 
+import asyncio
 import json
+from urllib.parse import urlsplit
 
 import pytest
+from jupyter_server.utils import url_path_join
 
-from tests.server.conftest import ARTIFACTS, MLFLOW
+from tests.server.conftest import ARTIFACTS, MLFLOW, STANDALONE_TOKEN
 
 CONTENT_TYPE_ERROR = "Bad Request. Content-Type must be one of ['application/json']."
 JSON = {"Content-Type": "application/json"}
@@ -329,3 +332,39 @@ async def test_an_answered_request_keeps_the_connection_open(api):
     assert reply.status == 200
     assert reply.headers.get("Connection") != "close"
 
+
+
+# -- bodies nobody asked for -----------------------------------------------------------------
+
+
+async def status_before_the_body(url: str, headers: str = "") -> bytes:
+    """POST declaring a 100 MB body but sending 10 bytes, and read the status line. A server
+    that waits for the body (buffering it) never answers; the timeout only ends the hang."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                     f"Content-Length: 100000000\r\n{headers}\r\n".encode() + b"0123456789")
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=30)
+    finally:
+        writer.close()
+
+
+async def test_standalone_refuses_an_anonymous_body_to_an_unknown_path_unread(standalone):
+    line = await status_before_the_body(standalone.url + "/no-such-path")
+    assert line.startswith(b"HTTP/1.1 401 ")
+
+
+async def test_standalone_answers_404_to_an_unknown_path_without_reading_the_body(standalone):
+    line = await status_before_the_body(standalone.url + "/no-such-path",
+                                        f"Authorization: Bearer {STANDALONE_TOKEN}\r\n")
+    assert line.startswith(b"HTTP/1.1 404 ")
+
+
+async def test_jupyter_answers_404_to_an_unknown_path_without_reading_the_body(
+        jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
+    url = http_server_client.get_url(url_path_join(jp_base_url, "labtrack", "no-such-path"))
+    line = await status_before_the_body(url, f"Authorization: {jp_auth_header['Authorization']}"
+                                             "\r\n")
+    assert line.startswith(b"HTTP/1.1 404 ")

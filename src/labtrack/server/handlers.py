@@ -197,10 +197,21 @@ class ArtifactFileErrorMixin(ArtifactFileMixin, ErrorShapeMixin):
 
 
 class NotFoundMixin(ErrorShapeMixin):
-    """Unknown paths under the API prefix: a JSON 404 (after authentication)."""
+    """Unknown paths under the API prefix: a JSON 404 (after authentication).
+
+    Streamed and refused in prepare(), so a request body is never read: otherwise tornado
+    would buffer up to the server's body limit (16 GiB standalone) before anyone is asked.
+    """
 
     def initialize(self, **kwargs):
         pass
+
+    async def prepare(self):
+        await super().prepare()  # authentication first: 401/403 before 404
+        self._not_found()
+
+    def data_received(self, chunk: bytes) -> None:
+        pass  # never reached: prepare() always refuses
 
     @tornado.web.authenticated
     def _not_found(self, *args, **kwargs):
@@ -217,5 +228,6 @@ def handler_classes(base: type) -> dict[str, type]:
             type(f"Endpoint{base.__name__}", (EndpointMixin, base), {})),
         "artifact_file": tornado.web.stream_request_body(
             type(f"ArtifactFile{base.__name__}", (ArtifactFileErrorMixin, base), {})),
-        "not_found": type(f"NotFound{base.__name__}", (NotFoundMixin, base), {}),
+        "not_found": tornado.web.stream_request_body(
+            type(f"NotFound{base.__name__}", (NotFoundMixin, base), {})),
     }
