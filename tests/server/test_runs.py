@@ -670,6 +670,23 @@ async def test_log_model_keeps_the_model_in_the_history_tag(api):
     assert json.loads(tags["mlflow.log-model.history"]) == [model]
 
 
+async def test_log_model_keeps_only_what_mlflow_keeps_in_the_history(api):
+    run_id = await run_id_of(api)
+    model = {"artifact_path": "model", "run_id": run_id, "model_uuid": "abc",
+             "utc_time_created": "2024-01-01 00:00:00.000000",
+             "flavors": {"sklearn": {"pickled_model": "model.pkl", "config": {"x": 1}}},
+             "signature": {"inputs": "[" + "{\"type\": \"double\"}, " * 1000 + "]"},
+             "saved_input_example_info": {"artifact_path": "input_example.json"}}
+    status, _data = await api.post("runs/log-model",
+                                   {"run_id": run_id, "model_json": json.dumps(model)})
+    assert status == 200
+    tags = {t["key"]: t["value"] for t in (await get_run(api, run_id))["data"]["tags"]}
+    assert json.loads(tags["mlflow.log-model.history"]) == [{
+        "run_id": run_id, "utc_time_created": "2024-01-01 00:00:00.000000",
+        "artifact_path": "model", "model_uuid": "abc",
+        "flavors": {"sklearn": {"pickled_model": "model.pkl"}}}]
+
+
 async def test_log_model_without_mandatory_fields_is_400(api):
     run_id = await run_id_of(api)
     status, data = await api.post("runs/log-model", {

@@ -205,10 +205,19 @@ def log_model(request, context):
                if k not in model]
     if missing:
         raise InvalidParameterValue(f"Model json is missing mandatory fields: {missing}")
+    # What MLflow keeps (Model.get_tags_dict): signatures and example metadata would soon
+    # pass the tag's 8000-character limit.
+    entry = {k: model[k] for k in ("run_id", "utc_time_created", "artifact_path", "model_uuid")
+             if k in model}
+    flavors = model["flavors"]
+    entry["flavors"] = {
+        name: {k: v for k, v in conf.items() if k != "config"} if isinstance(conf, dict) else conf
+        for name, conf in flavors.items()
+    } if isinstance(flavors, dict) else flavors
     run_id = _run_id(request)
     history = json.loads(context.tracking.get_run(run_id).data.tags.get(
         "mlflow.log-model.history", "[]"))
-    history.append(model)
+    history.append(entry)
     context.tracking.set_tag(run_id, "mlflow.log-model.history", json.dumps(history))
     return {}
 
