@@ -223,23 +223,23 @@ def mlflow_client(tracking_server, monkeypatch):
 
 
 @pytest.fixture
-def throwaway_client_connections(monkeypatch):
-    """The mlflow client's HTTP sessions for this test only, closed at its end.
+def fresh_client_session(monkeypatch):
+    """The mlflow client as a brand-new process would be: its own HTTP sessions, closed at
+    the end of the test.
 
-    For tests whose requests the server refuses before reading them (bad token, upload
-    refused): labtrack currently drops such a kept-alive connection without announcing it
-    (see test_http.py), which would make the *next* test's first call fail at random.
+    The client pools one ``requests`` session per process, and under Jupyter that session
+    holds the login cookie jupyter_server sets after the first token-authenticated call, so
+    a wrong token alone would no longer be refused.
     """
     sessions = []
     cached = mlflow.utils.request_utils._cached_get_request_session
 
-    def fresh_session(*args, **kwargs):
+    def new_session(*args, **kwargs):
         session = cached.__wrapped__(*args, **kwargs)
         sessions.append(session)
         return session
 
-    monkeypatch.setattr(mlflow.utils.request_utils, "_cached_get_request_session",
-                        fresh_session)
+    monkeypatch.setattr(mlflow.utils.request_utils, "_cached_get_request_session", new_session)
     yield
     for session in sessions:
         session.close()

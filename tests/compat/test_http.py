@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from urllib.parse import urlsplit
 
 import mlflow
 import pytest
+import requests
 from mlflow.exceptions import ERROR_CODE_TO_HTTP_STATUS, MlflowException
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -82,8 +84,7 @@ def test_wrong_token_is_refused_in_mlflow_error_shape(api, tracking_server):
         assert body["message"]
 
 
-def test_stock_client_with_a_wrong_token(mlflow_client, throwaway_client_connections,
-                                         monkeypatch):
+def test_stock_client_with_a_wrong_token(mlflow_client, fresh_client_session, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "wrong-token")
     with pytest.raises(MlflowException) as error:
         mlflow.MlflowClient().get_experiment("0")
@@ -95,3 +96,23 @@ def test_unknown_endpoint_is_a_json_404(api):
     assert response.status_code == 404
     assert response.json()["error_code"] in ("ENDPOINT_NOT_FOUND", "RESOURCE_DOES_NOT_EXIST",
                                              "NOT_FOUND")
+
+
+def test_a_cookie_alone_cannot_write(tracking_server, mlflow_client):
+    """Cross-site requests: whatever cookie an authenticated call left behind (Jupyter sets a
+    login cookie), a write without the token — JSON or a "simple" text/plain form — is
+    refused (under Jupyter by its XSRF check) and changes nothing."""
+    name = f"csrf-{uuid.uuid4().hex[:12]}"
+    with requests.Session() as browser:
+        warm = browser.get(f"{tracking_server.uri}/api/2.0/mlflow/experiments/get",
+                           params={"experiment_id": "0"}, headers=tracking_server.headers)
+        assert warm.status_code == 200
+        for kwargs in ({"json": {"name": name}},
+                       {"data": json.dumps({"name": name}),
+                        "headers": {"Content-Type": "text/plain"}}):
+            response = browser.post(f"{tracking_server.uri}/api/2.0/mlflow/experiments/create",
+                                    **kwargs)
+            assert 400 <= response.status_code < 500, response.text
+            body = response.json()
+            assert ERROR_CODE_TO_HTTP_STATUS[body["error_code"]] == response.status_code
+    assert mlflow_client.get_experiment_by_name(name) is None

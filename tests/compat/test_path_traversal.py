@@ -459,7 +459,6 @@ def test_stock_client_download_is_refused(mlflow_client, guard, planted, tmp_pat
 
 
 def test_stock_client_upload_through_a_symlink_is_refused(mlflow_client, guard, planted,
-                                                          throwaway_client_connections,
                                                           tmp_path):
     local = tmp_path / guard.evil
     local.write_text("attacker")
