@@ -2,8 +2,10 @@
 the standalone ``labtrack server`` application, each over its own SQLite store in tmp_path.
 
 pytest-jupyter's fixtures (``jp_fetch``, ``jp_serverapp``, the event loop, the runner for
-``async def`` tests) are imported here rather than loaded as a global plugin, so only the
-tests in this folder start Jupyter servers.
+``async def`` tests) are imported here rather than loaded as a plugin: pytest accepts
+``pytest_plugins`` only in the root conftest, where the plugin's autouse fixtures (a ServerApp
+cleanup, a fresh event loop) would run around every test of the repository. Imported into
+this conftest, they and the async runner apply to this folder only.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class Api:
         return await self.call("POST", f"{MLFLOW}/{endpoint}",
                                {} if json_body is None else json_body, **kwargs)
 
-    # Shortcuts for fixtures of the tests
+    # Shortcuts that set up test data (and insist on success)
     async def ok(self, method: str, path: str, json_body: Any = None, **kwargs) -> Any:
         status, data = await self.call(method, path, json_body, **kwargs)
         assert status == 200, (method, path, status, data)
