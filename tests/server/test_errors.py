@@ -219,27 +219,20 @@ async def test_a_boolean_given_as_other_text_is_400(api):
     assert data["message"] == "Invalid boolean value: yes, must be 'true' or 'false'."
 
 
-# -- out-of-range values the services do not check yet ---------------------------------------
-
-SERVICES_OVERFLOW = pytest.mark.xfail(strict=True, reason=(
-    "services/store: numbers beyond int64 reach SQLite and raise OverflowError (HTTP 500); "
-    "the services should refuse them as INVALID_PARAMETER_VALUE / not found."))
+# -- out-of-range numbers ---------------------------------------------------------------------
 
 
-@SERVICES_OVERFLOW
 async def test_an_experiment_id_beyond_int64_is_not_a_500(api):
     status, _data = await api.get("experiments/get", {"experiment_id": str(2**70)})
     assert status in (400, 404)
 
 
-@SERVICES_OVERFLOW
 async def test_a_page_token_offset_beyond_int64_is_400(api):
     token = "eyJvZmZzZXQiOiAxMTgwNTkxNjIwNzE3NDExMzAzNDI0fQ=="  # {"offset": 2**70}
     status, _data = await api.post("experiments/search", {"max_results": 5, "page_token": token})
     assert status == 400
 
 
-@SERVICES_OVERFLOW
 async def test_a_filter_number_beyond_int64_is_not_a_500(api):
     status, _data = await api.post("runs/search", {
         "experiment_ids": ["0"], "filter": f"attributes.start_time > {2**70}"})

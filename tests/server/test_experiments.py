@@ -388,9 +388,6 @@ async def test_set_experiment_tag_without_key_is_a_missing_parameter(api):
     assert data["message"] == "Missing value for required parameter 'key'."
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TrackingService._active_experiment raises InvalidState (HTTP 500) where MLflow's "
-    "_check_experiment_is_active raises INVALID_PARAMETER_VALUE (400); a services fix."))
 async def test_set_experiment_tag_on_a_deleted_experiment_is_400(api):
     experiment_id = await api.create_experiment("gone")
     await api.post("experiments/delete", {"experiment_id": experiment_id})

@@ -9,7 +9,6 @@ import pytest
 from labtrack.entities import LifecycleStage, Metric, RunStatus, ViewType
 from labtrack.errors import (
     InvalidParameterValue,
-    InvalidState,
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
@@ -27,14 +26,26 @@ def test_experiment_lifecycle(service):
     assert service.get_run(run.info.run_id).info.lifecycle_stage == LifecycleStage.DELETED
     assert [e.name for e in service.search_experiments()] == ["Default"]
     assert [e.name for e in service.search_experiments(ViewType.DELETED_ONLY)] == ["exp2"]
-    with pytest.raises(InvalidState, match="must be in the 'active' state"):
+    with pytest.raises(InvalidParameterValue, match="must be in the 'active' state"):
         service.create_run(experiment_id)
-    with pytest.raises(InvalidState, match="restore it first"):
+    with pytest.raises(InvalidParameterValue, match="restore it first"):
         service.rename_experiment(experiment_id, "x")
     service.restore_experiment(experiment_id)
     assert service.get_run(run.info.run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
     with pytest.raises(InvalidParameterValue, match="it is not deleted"):
         service.restore_experiment(experiment_id)
+
+
+def test_experiment_ids_must_be_int64_numbers(service):
+    for bad in ("abc", "-1", str(2**70), "1.5"):
+        with pytest.raises(InvalidParameterValue, match="Experiment ID must be a valid integer"):
+            service.get_experiment(bad)
+        with pytest.raises(InvalidParameterValue, match="Experiment ID must be a valid integer"):
+            service.search_runs([bad])
+    run = service.create_run("0", start_time=5)
+    with pytest.raises(InvalidParameterValue, match="Invalid start_time -1 for the run"):
+        service.create_run("0", start_time=-1)
+    assert run.info.start_time == 5
 
 
 def test_experiment_errors(service):

@@ -295,11 +295,11 @@ def log_metric(
     if timestamp is None:
         timestamp = int(time.time() * 1000)
     elif type(timestamp) is not int or timestamp < 0:
-        timestamp = validation.int64("timestamp", key, timestamp, minimum=0)
+        timestamp = validation.int64("timestamp", timestamp, f"metric '{key}'", minimum=0)
     if step is None:
         step = 0
     elif type(step) is not int:
-        step = validation.int64("step", key, step)
+        step = validation.int64("step", step, f"metric '{key}'")
     client._writer.add(run_id, key, value, timestamp, step)
 
 

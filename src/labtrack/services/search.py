@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from labtrack.errors import InvalidParameterValue
+from labtrack.services.validation import INT64_MAX, INT64_MIN
 from labtrack.store.query import (
     NULL_OPERATORS,
     NUMERIC_OPERATORS,
@@ -269,7 +270,10 @@ class _Parser:
                     f"expected a number for {entity} '{key}', got {token.text}."
                 )
             number = float(token.text)
-            if entity == Entity.ATTRIBUTE and number.is_integer():
+            if entity == Entity.ATTRIBUTE:
+                if not number.is_integer() or not INT64_MIN <= number <= INT64_MAX:
+                    raise self.error(
+                        f"{key} is compared with a 64-bit integer; got {token.text}.")
                 return Comparison(entity, key, operator, int(number))
             return Comparison(entity, key, operator, number)
         if token.kind != "string":
@@ -360,6 +364,6 @@ def parse_page_token(token: str | None) -> int:
             f"Invalid page token '{token}': it could not be decoded; pass back the "
             "next_page_token of a previous response unchanged."
         ) from None
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
         raise InvalidParameterValue(f"Invalid page token '{token}': bad offset {offset!r}.")
     return offset

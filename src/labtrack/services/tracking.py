@@ -31,7 +31,7 @@ from labtrack.entities import (
     RunTag,
     ViewType,
 )
-from labtrack.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.services import downsampling, validation
 from labtrack.services.run_names import random_run_name
 from labtrack.services.search import (
@@ -145,7 +145,7 @@ class TrackingService:
                                             now_ms())
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        experiment = self.store.get_experiment(str(experiment_id))
+        experiment = self.store.get_experiment(validation.validate_experiment_id(experiment_id))
         if experiment is None:
             raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
         return experiment
@@ -177,7 +177,7 @@ class TrackingService:
         new_name = validation.validate_experiment_name(new_name)
         experiment = self.get_experiment(experiment_id)
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidState(
+            raise InvalidParameterValue(
                 f"Cannot rename a non-active experiment {experiment_id}: restore it first."
             )
         self.store.rename_experiment(experiment.experiment_id, new_name, now_ms())
@@ -219,7 +219,7 @@ class TrackingService:
     def _active_experiment(self, experiment_id: str) -> Experiment:
         experiment = self.get_experiment(experiment_id)
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidState(
+            raise InvalidParameterValue(
                 f"The experiment {experiment_id} must be in the 'active' state. Current state "
                 f"is {experiment.lifecycle_stage}."
             )
@@ -248,7 +248,7 @@ class TrackingService:
         name = run_name or tag_name or random_run_name()
         validation.validate_tag(RUN_NAME_TAG, name)
         start = now_ms() if start_time is None else validation.int64(
-            "start_time", "run", start_time, minimum=0)
+            "start_time", start_time, "the run", minimum=0)
         return self.store.create_run(
             run_id=uuid.uuid4().hex,
             experiment_id=experiment.experiment_id,
@@ -290,7 +290,7 @@ class TrackingService:
         self._active_run(run_id)
         checked_status = None if status is None else _status(status)
         if end_time is not None:
-            end_time = validation.int64("end_time", "run", end_time, minimum=0)
+            end_time = validation.int64("end_time", end_time, f"run {run_id}", minimum=0)
         elif checked_status is not None and checked_status.is_terminated:
             end_time = now_ms()
         if run_name is not None:
@@ -364,10 +364,10 @@ class TrackingService:
                     validation.metric_value(key, v)
             if not all(type(t) is int and t >= 0 for t in timestamps):
                 for t in timestamps:
-                    validation.int64("timestamp", key, t, minimum=0)
+                    validation.int64("timestamp", t, f"metric '{key}'", minimum=0)
             if not all(type(s) is int for s in steps):
                 for s in steps:
-                    validation.int64("step", key, s)
+                    validation.int64("step", s, f"metric '{key}'")
         self._active_run(run_id)
         self.store.append_metric_columns(run_id, columns)
 
@@ -395,7 +395,7 @@ class TrackingService:
         for output in outputs:
             if self.store.get_logged_model(output.model_id) is None:
                 raise ResourceDoesNotExist(f"Logged model with ID '{output.model_id}' not found.")
-            validation.int64("step", output.model_id, output.step)
+            validation.int64("step", output.step, f"model output '{output.model_id}'")
         self._active_run(run_id)
         self.store.log_outputs(run_id, outputs)
 
@@ -494,7 +494,7 @@ class TrackingService:
         terms = parse_order_by(order_by, RUN_ATTRIBUTES)
         offset = parse_page_token(page_token)
         runs = self.store.search_runs(
-            [str(e) for e in experiment_ids], comparisons, terms, _view_type(run_view_type),
+            [validation.validate_experiment_id(e) for e in experiment_ids], comparisons, terms, _view_type(run_view_type),
             max_results + 1, offset,
         )
         token = make_page_token(offset + max_results) if len(runs) > max_results else None

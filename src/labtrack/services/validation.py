@@ -132,25 +132,37 @@ def metric_value(key: str, value: object, timestamp: object = None) -> float:
         ) from None
 
 
-def int64(name: str, key: str, value: object, minimum: int = INT64_MIN) -> int:
-    """An integer field (``timestamp``, ``step``) of metric ``key``."""
+def int64(name: str, value: object, owner: str, minimum: int = INT64_MIN) -> int:
+    """An integer field (``timestamp``, ``step``, ``start_time`` …) of ``owner`` (how the
+    message names what the field belongs to, e.g. "metric 'loss'")."""
     if type(value) is int and minimum <= value <= INT64_MAX:
         return value
     if isinstance(value, bool) or not isinstance(value, Number):
         raise InvalidParameterValue(
-            f"Invalid {name} {value!r} for metric '{key}': {name} must be a 64-bit integer."
+            f"Invalid {name} {value!r} for {owner}: {name} must be a 64-bit integer."
         )
     as_int = int(value)  # type: ignore[call-overload]
     if as_int != value:
         raise InvalidParameterValue(
-            f"Invalid {name} {value!r} for metric '{key}': {name} must be a whole number."
+            f"Invalid {name} {value!r} for {owner}: {name} must be a whole number."
         )
     if not minimum <= as_int <= INT64_MAX:
         raise InvalidParameterValue(
-            f"Invalid {name} {value!r} for metric '{key}': {name} must lie in "
+            f"Invalid {name} {value!r} for {owner}: {name} must lie in "
             f"[{minimum}, {INT64_MAX}]."
         )
     return as_int
+
+
+def validate_experiment_id(experiment_id: object) -> str:
+    """Experiment ids are integers (as MLflow's SQL store numbers them), written as text."""
+    text = str(experiment_id) if isinstance(experiment_id, int) and not isinstance(
+        experiment_id, bool) else experiment_id
+    if not isinstance(text, str) or not text.isdigit() or int(text) > INT64_MAX:
+        raise InvalidParameterValue(
+            f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer."
+        )
+    return str(int(text))
 
 
 def validate_metric(key: object, value: object, timestamp: object, step: object):
@@ -159,8 +171,8 @@ def validate_metric(key: object, value: object, timestamp: object, step: object)
     return (
         key,
         metric_value(key, value, timestamp),
-        int64("timestamp", key, timestamp, minimum=0),
-        int64("step", key, step),
+        int64("timestamp", timestamp, f"metric '{key}'", minimum=0),
+        int64("step", step, f"metric '{key}'"),
     )
 
 
