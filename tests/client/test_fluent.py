@@ -59,7 +59,7 @@ def test_exception_ends_the_run_failed_and_propagates(fluent_uri):
     with pytest.raises(ZeroDivisionError):
         with labtrack.start_run() as run:
             labtrack.log_metric("x", 1.0)
-            1 / 0
+            raise ZeroDivisionError("training diverged")
     assert labtrack.get_run(run.run_id).info.status == RunStatus.FAILED
     assert labtrack.get_run(run.run_id).data.metrics == {"x": 1.0}
     assert labtrack.active_run() is None

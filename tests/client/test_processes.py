@@ -42,7 +42,7 @@ def test_eight_processes_log_at_once_without_losing_points(tracking_uri):
     workers = [run_python(WRITER, tracking_uri, LABTRACK_FLUSH_INTERVAL="0.01")
                for _ in range(8)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr
         assert "locked" not in stderr
     client = labtrack.TrackingClient(tracking_uri)

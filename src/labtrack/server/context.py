@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from labtrack.server.wire import Wire
 from labtrack.services import TrackingService
 from labtrack.services.logged_models import LoggedModelService
-from labtrack.server.wire import Wire
 from labtrack.store import LocalArtifactRepository, SqliteStore
 from labtrack.store.artifacts import local_path_to_uri
 

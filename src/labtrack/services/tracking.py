@@ -494,8 +494,8 @@ class TrackingService:
         terms = parse_order_by(order_by, RUN_ATTRIBUTES)
         offset = parse_page_token(page_token)
         runs = self.store.search_runs(
-            [validation.validate_experiment_id(e) for e in experiment_ids], comparisons, terms, _view_type(run_view_type),
-            max_results + 1, offset,
+            [validation.validate_experiment_id(e) for e in experiment_ids], comparisons, terms,
+            _view_type(run_view_type), max_results + 1, offset,
         )
         token = make_page_token(offset + max_results) if len(runs) > max_results else None
         return PagedList(runs[:max_results], token)
