@@ -24,6 +24,7 @@ DUMMY_PATH_VALUES = {
     "model_id": "m-0123456789abcdef0123456789abcdef",
     "tag_key": "k",
     "path": "0/0123456789abcdef0123456789abcdef/artifacts/f.txt",
+    "registered_model_id": "1",
 }
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

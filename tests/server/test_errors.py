@@ -273,7 +273,7 @@ async def test_an_unknown_path_under_the_mount_is_a_json_404(api, method):
 
 async def test_an_unimplemented_mlflow_endpoint_is_endpoint_not_found(api):
     # MLflow's client falls back to other endpoint variants on ENDPOINT_NOT_FOUND.
-    reply = await api.request("GET", "/api/2.0/mlflow/registered-models/search")
+    reply = await api.request("GET", "/api/2.0/mlflow/traces/search")
     assert_error_shape(reply, 404, "ENDPOINT_NOT_FOUND")
 
 

@@ -14,13 +14,15 @@ import os
 from jupyter_server.auth import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, Unicode, default
+from traitlets import Bool, Int, List, Unicode, default
 
 from labtrack import config
 from labtrack.client.run_context import current_user
+from labtrack.entities import ModelStage, PermissionLevel
 from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
+from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
 
 URL_PREFIX = "/labtrack"
@@ -82,10 +84,54 @@ class LabTrack(ExtensionApp):
     store_threads = Int(
         8, config=True, help="Threads that run store calls off the Jupyter event loop."
     )
+    registry_default_permission = Unicode(
+        "CAN_READ",
+        allow_none=True,
+        config=True,
+        help="Registry permission of users a model's access list does not name: CAN_READ, "
+        "CAN_EDIT, …, or None for no access.",
+    )
+    registry_admins = List(
+        Unicode(),
+        config=True,
+        help="Users who manage every registered model and the registry-wide webhooks. "
+        "Default: the account running the server (the one user of a single-user Jupyter).",
+    )
+    require_distinct_approver = List(
+        Unicode(),
+        default_value=["Production"],
+        config=True,
+        help="Stages whose transition requests the requester may not approve.",
+    )
+    webhook_allowed_hosts = List(
+        Unicode(),
+        config=True,
+        help="Hosts, IPs or CIDR ranges registry webhooks may call although they are "
+        "loopback, private or link-local addresses (default: $LABTRACK_WEBHOOK_ALLOWED_HOSTS).",
+    )
 
     @default("tracking_uri")
     def _default_tracking_uri(self) -> str:
         return config.default_tracking_uri()
+
+    @default("registry_admins")
+    def _default_registry_admins(self) -> list[str]:
+        return [current_user()]
+
+    @default("webhook_allowed_hosts")
+    def _default_webhook_allowed_hosts(self) -> list[str]:
+        return list(config.webhook_allowed_hosts())
+
+    def registry_settings(self) -> RegistrySettings:
+        default = self.registry_default_permission
+        return RegistrySettings(
+            default_permission=None if default in (None, "", "None") else
+            PermissionLevel.parse(default),
+            require_distinct_approver=frozenset(ModelStage.parse(s)
+                                                for s in self.require_distinct_approver),
+            admins=frozenset(self.registry_admins),
+            webhook_allowed_hosts=tuple(self.webhook_allowed_hosts),
+        )
 
     def initialize_settings(self) -> None:
         database = config.sqlite_database_path(self.tracking_uri)
@@ -96,6 +142,7 @@ class LabTrack(ExtensionApp):
             max_request_bytes=self.max_request_bytes,
             max_upload_bytes=self.max_upload_bytes,
             threads=self.store_threads,
+            registry_settings=self.registry_settings(),
         )
         if self.export_tracking_uri:
             os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"

@@ -6,12 +6,15 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from labtrack.server.wire import Wire
 from labtrack.services import TrackingService
 from labtrack.services.logged_models import LoggedModelService
+from labtrack.services.permissions import RegistrySettings
+from labtrack.services.registry import RegistryService
+from labtrack.services.webhook_delivery import WebhookDispatcher
 from labtrack.store import LocalArtifactRepository, SqliteStore
 from labtrack.store.artifacts import local_path_to_uri
 
@@ -31,8 +34,11 @@ class ServerContext:
     max_request_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 16 * 1024**3
     threads: int = 8
+    registry_settings: RegistrySettings = field(default_factory=RegistrySettings)
     tracking: TrackingService = field(init=False)
     logged_models: LoggedModelService = field(init=False)
+    registry: RegistryService = field(init=False)
+    webhooks: WebhookDispatcher = field(init=False)
     wire: Wire = field(init=False)
     proxy: LocalArtifactRepository = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
@@ -40,6 +46,11 @@ class ServerContext:
     def __post_init__(self) -> None:
         self.tracking = TrackingService(self.store, confine_artifacts=True)
         self.logged_models = LoggedModelService(self.tracking)
+        # A REST caller's version sources must stay inside the artifact store.
+        settings = replace(self.registry_settings, confine_sources=True)
+        self.webhooks = WebhookDispatcher(self.store, settings.webhook_allowed_hosts)
+        self.registry = RegistryService(self.tracking, settings, self.webhooks)
+        self.webhooks.resume_pending()
         self.wire = Wire(self.store.artifact_root)
         self.proxy = LocalArtifactRepository(local_path_to_uri(self.store.artifact_root))
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="labtrack-store")
@@ -50,4 +61,5 @@ class ServerContext:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.webhooks.close()
         self.store.close()

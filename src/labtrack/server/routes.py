@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from labtrack.server import artifacts, experiments, logged_models, meta, metrics, runs
+from labtrack.server import artifacts, experiments, logged_models, meta, metrics, registry, runs
 from labtrack.server.router import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -14,6 +14,7 @@ ENDPOINTS: list[Endpoint] = [
     *metrics.router.endpoints,
     *artifacts.router.endpoints,
     *logged_models.router.endpoints,
+    *registry.router.endpoints,
 ]
 # Streamed file routes, served by ArtifactFileMixin rather than JSON endpoints.
 ARTIFACT_FILE_PATH = artifacts.PROXY_PATH + "/{path}"

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+from dataclasses import replace
 
 import tornado.httpserver
 import tornado.web
@@ -22,9 +23,11 @@ import tornado.web
 import labtrack
 from labtrack import config
 from labtrack.client.run_context import current_user
+from labtrack.errors import InvalidParameterValue
 from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
+from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
@@ -76,6 +79,26 @@ def make_app(context: ServerContext, tokens: dict[str, str]) -> tornado.web.Appl
     )
 
 
+def read_token_file(path: str) -> dict[str, str]:
+    """``<user>:<token>`` per line (blank lines and ``#`` comments ignored) → token → user."""
+    tokens: dict[str, str] = {}
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, separator, token = line.partition(":")
+            if not separator or not user.strip() or not token.strip():
+                raise InvalidParameterValue(
+                    f"{path}, line {number}: expected '<user>:<token>'.")
+            if token.strip() in tokens:
+                raise InvalidParameterValue(f"{path}, line {number}: a token is listed twice.")
+            tokens[token.strip()] = user.strip()
+    if not tokens:
+        raise InvalidParameterValue(f"{path} lists no tokens.")
+    return tokens
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -84,16 +107,31 @@ def serve(
     token: str | None = None,
     user: str | None = None,
     threads: int = 8,
+    token_file: str | None = None,
+    registry: RegistrySettings | None = None,
 ) -> None:
-    """Run the server until SIGINT/SIGTERM."""
+    """Run the server until SIGINT/SIGTERM.
+
+    One user with ``token`` (default: ``LABTRACK_SERVER_TOKEN`` or a generated token), or
+    several with ``token_file``; ``registry`` sets the registry policy (admins default to the
+    single user).
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uri = backend_store_uri or config.default_tracking_uri()
+    generated = False
+    if token_file:
+        tokens = read_token_file(token_file)
+    else:
+        token = token or os.environ.get(TOKEN_ENV)
+        generated = not token
+        token = token or secrets.token_urlsafe(32)
+        tokens = {token: user or current_user()}
+    settings = registry or RegistrySettings()
+    if not settings.admins and not token_file:
+        settings = replace(settings, admins=frozenset(tokens.values()))
     store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
-    context = ServerContext(store, uri, threads=threads)
-    token = token or os.environ.get(TOKEN_ENV)
-    generated = not token
-    token = token or secrets.token_urlsafe(32)
-    app = make_app(context, {token: user or current_user()})
+    context = ServerContext(store, uri, threads=threads, registry_settings=settings)
+    app = make_app(context, tokens)
 
     async def main() -> None:
         server = tornado.httpserver.HTTPServer(

@@ -11,7 +11,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from labtrack.entities import Experiment, LoggedModel, Metric, MetricSeries, Run, RunInfo
+from labtrack.entities import (
+    Experiment,
+    LoggedModel,
+    Metric,
+    MetricSeries,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInfo,
+)
 from labtrack.errors import InvalidParameterValue
 from labtrack.store.artifacts import local_path_to_uri, safe_relative_path
 
@@ -85,6 +94,21 @@ class Wire:
     def logged_model(self, model: LoggedModel) -> dict[str, Any]:
         out = model.to_dict()
         out["info"]["artifact_uri"] = self.public_uri(model.artifact_location)
+        return out
+
+    def stored_source(self, source: str) -> str:
+        """A version source as the store keeps it: proxied URIs become file URIs under the
+        artifact root; ``runs:/`` and ``models:/`` URIs and anything else stay as given."""
+        return self.stored_location(source) if source.startswith(PROXY_SCHEME) else source
+
+    def model_version(self, version: ModelVersion) -> dict[str, Any]:
+        out = version.to_dict()
+        out["source"] = self.public_uri(version.source)
+        return out
+
+    def registered_model(self, model: RegisteredModel) -> dict[str, Any]:
+        out = model.to_dict()
+        out["latest_versions"] = [self.model_version(v) for v in model.latest_versions]
         return out
 
     @staticmethod
