@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 SEED = 20251127
@@ -130,7 +131,7 @@ def make_runs(count: int, seed: int = SEED) -> list[RunSpec]:
 
 
 def expected_search(runs: Sequence[RunSpec]) -> list[float]:
-    """The ``acc`` of every run the search filter matches, best first."""
+    """The ``acc`` of every run ``SEARCH_FILTER`` matches, in ``SEARCH_ORDER_BY`` order."""
     return sorted(
         (r.metrics["acc"] for r in runs if r.metrics["acc"] > 0.5 and r.params["model"] == "a"),
         reverse=True,
@@ -158,7 +159,7 @@ def median_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, An
 
 def count_rows(db_path: str, sql: str, parameters: Sequence[Any] = ()) -> int:
     """Run a ``count(*)`` on a brand-new connection: what any other process would see."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
     try:
         return conn.execute(sql, parameters).fetchone()[0]
     finally:
