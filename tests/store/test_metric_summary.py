@@ -38,6 +38,9 @@ def test_summaries_equal_a_recomputation_from_raw_points(points, cuts):
         assert series.point_count == len(points)
         for level, size in enumerate(LEVEL_SIZES):
             stored = {b.bucket: b for b in store.read_metric_buckets(series.series_id, level)}
+            if len(points) <= size:  # levels are kept once a series outgrows one bucket
+                assert stored == {}
+                continue
             assert sorted(stored) == list(range(math.ceil(len(points) / size)))
             for bucket, summary in stored.items():
                 members = points[bucket * size:(bucket + 1) * size]

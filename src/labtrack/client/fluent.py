@@ -250,13 +250,10 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
 
 
 def _end(active: ActiveRun, status: RunStatus | str) -> None:
-    """Store the buffered points, then set the final status; the run leaves the stack even
-    when either step fails, and every failure is reported."""
+    """Store the run's buffered points and set its final status (one transaction on a local
+    store); the run leaves the stack even when that fails, and every failure is reported,
+    including points that earlier background writes could not store."""
     errors: list[LabtrackError] = []
-    try:
-        active._client.flush()
-    except MetricWriterError as error:
-        errors.append(error)
     try:
         active._client.set_terminated(active.run_id, status)
     except LabtrackError as error:
@@ -265,6 +262,10 @@ def _end(active: ActiveRun, status: RunStatus | str) -> None:
         stack = _stack()
         if active in stack:
             stack.remove(active)
+    try:
+        active._client._writer.raise_errors()
+    except MetricWriterError as error:
+        errors.append(error)
     if errors:
         for other in errors[1:]:
             errors[0].add_note(f"Also: {other}")

@@ -227,6 +227,13 @@ class RestTrackingService:
         if batch:
             self._post("/api/2.0/mlflow/runs/log-batch", run_id=run_id, metrics=batch)
 
+    def end_run(self, run_id, status="FINISHED", end_time=None, metric_columns=None) -> RunInfo:
+        """The run's last buffered points, then its final status (two calls over HTTP)."""
+        if metric_columns:
+            self.log_metric_columns(run_id, metric_columns)
+        return self.update_run(run_id, status=status,
+                               end_time=now_ms() if end_time is None else end_time)
+
     def log_inputs(self, run_id, datasets: Sequence[DatasetInput] = (),
                    model_ids: Sequence[str] = ()) -> None:
         self._post("/api/2.0/mlflow/runs/log-inputs", run_id=run_id,

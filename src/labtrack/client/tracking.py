@@ -23,7 +23,7 @@ from labtrack.client.registry import RegistryClientMixin
 from labtrack.client.rest import RestTrackingService
 from labtrack.client.rest_registry import RestRegistryService
 from labtrack.client.run_context import USER_TAG, current_user
-from labtrack.client.writer import MetricWriter
+from labtrack.client.writer import MetricWriter, MetricWriterError
 from labtrack.entities import (
     Experiment,
     FileInfo,
@@ -37,7 +37,7 @@ from labtrack.entities import (
     RunTag,
     ViewType,
 )
-from labtrack.errors import InvalidParameterValue
+from labtrack.errors import InvalidParameterValue, LabtrackError
 from labtrack.services import TrackingService, validation
 from labtrack.services.permissions import RegistrySettings
 from labtrack.services.registry import RegistryService
@@ -186,9 +186,17 @@ class TrackingClient(RegistryClientMixin):
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
         end_time: int | None = None,
     ) -> RunInfo:
-        """End a run: buffered points are stored first, then the status is set."""
-        self._writer.flush()
-        return self._service.update_run(run_id, status=status, end_time=end_time)
+        """End a run: its buffered points are stored and its status set in one step."""
+        columns = self._writer.take(run_id)
+        try:
+            return self._service.end_run(run_id, status, end_time, columns)
+        except LabtrackError as error:
+            lost = sum(len(c[0]) for c in columns.values())
+            if not lost:
+                raise
+            raise MetricWriterError(
+                f"{lost} buffered metric point(s) could not be stored, and run {run_id} could "
+                f"not be ended: {error}", [error]) from error
 
     def delete_run(self, run_id: str) -> None:
         self._writer.flush()

@@ -88,8 +88,22 @@ class MetricWriter:
     def flush(self) -> None:
         """Store everything added so far; raise if any point could not be stored."""
         self._write_pending()
+        self.raise_errors()
+
+    def raise_errors(self) -> None:
+        """Raise what earlier background writes could not store, if anything."""
         if self._errors:
             self._raise_errors()
+
+    def take(self, run_id: str) -> dict[str, tuple[list, list, list]]:
+        """Remove and return the run's buffered points, ``{key: (values, timestamps,
+        steps)}``, once any write in progress has finished — so the caller can store them
+        together with the run's end in one transaction."""
+        with self._flush_lock, self._lock:
+            taken = {key: self._pending.pop((owner, key))
+                     for owner, key in list(self._pending) if owner == run_id}
+            self._count -= sum(len(columns[0]) for columns in taken.values())
+        return taken
 
     def _raise_errors(self) -> None:
         with self._lock:

@@ -42,11 +42,12 @@ def group_count(max_points: int) -> int:
 
 def summary_level(point_count: int, max_points: int) -> int | None:
     """The coarsest summary level that still gives every group at least one bucket, or
-    ``None`` when raw points must be read (short series)."""
+    ``None`` when raw points must be read (short series). The store keeps a level only once a
+    series is longer than one of its buckets."""
     groups = group_count(max_points)
     chosen = None
     for level, size in enumerate(LEVEL_SIZES):
-        if math.ceil(point_count / size) >= groups:
+        if point_count > size and math.ceil(point_count / size) >= groups:
             chosen = level
     return chosen
 

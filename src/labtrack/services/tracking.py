@@ -90,6 +90,31 @@ def inside_folder(path: str, root: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def _check_columns(columns) -> None:
+    """Validate ``{key: (values, timestamps, steps)}`` at C speed when all is well."""
+    for key, (values, timestamps, steps) in columns.items():
+        validation.validate_key("Metric", key)
+        if not (len(values) == len(timestamps) == len(steps)):
+            raise InvalidParameterValue(f"Columns of metric '{key}' differ in length.")
+        if not values:
+            continue
+        if not all(map(_is_float, values)):
+            for v in values:
+                validation.metric_value(key, v)
+        if not (set(map(type, timestamps)) <= _INT and min(timestamps) >= 0
+                and max(timestamps) <= validation.INT64_MAX):
+            for t in timestamps:
+                validation.int64("timestamp", t, f"metric '{key}'", minimum=0)
+        if not (set(map(type, steps)) <= _INT and min(steps) >= validation.INT64_MIN
+                and max(steps) <= validation.INT64_MAX):
+            for s in steps:
+                validation.int64("step", s, f"metric '{key}'")
+
+
+_is_float = float.__instancecheck__
+_INT = {int}  # exactly int: bool is an int subclass but not a timestamp or a step
+
+
 def _view_type(value: ViewType | str | None) -> ViewType:
     if value is None:
         return ViewType.ACTIVE_ONLY
@@ -355,21 +380,25 @@ class TrackingService:
         This is the path of the background writer: no per-request batch limit (it is not a
         request), but every key and value is still checked.
         """
-        for key, (values, timestamps, steps) in columns.items():
-            validation.validate_key("Metric", key)
-            if not (len(values) == len(timestamps) == len(steps)):
-                raise InvalidParameterValue(f"Columns of metric '{key}' differ in length.")
-            if not all(type(v) is float for v in values):
-                for v in values:
-                    validation.metric_value(key, v)
-            if not all(type(t) is int and t >= 0 for t in timestamps):
-                for t in timestamps:
-                    validation.int64("timestamp", t, f"metric '{key}'", minimum=0)
-            if not all(type(s) is int for s in steps):
-                for s in steps:
-                    validation.int64("step", s, f"metric '{key}'")
+        _check_columns(columns)
         self._active_run(run_id)
         self.store.append_metric_columns(run_id, columns)
+
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        end_time: int | None = None,
+        metric_columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]]
+        | None = None,
+    ) -> RunInfo:
+        """Store a run's last buffered points and end it, atomically."""
+        checked_status = _status(status)
+        end = now_ms() if end_time is None else validation.int64(
+            "end_time", end_time, f"run {run_id}", minimum=0)
+        _check_columns(metric_columns or {})
+        self._active_run(run_id)
+        return self.store.finish_run(run_id, metric_columns or {}, checked_status, end)
 
     def log_inputs(
         self, run_id: str, datasets: Sequence[DatasetInput] = (),

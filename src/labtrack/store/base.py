@@ -166,6 +166,17 @@ class Store(RegistryStore, ABC):
         transaction: the bulk path of buffered logging, no per-point objects needed."""
 
     @abstractmethod
+    def finish_run(
+        self,
+        run_id: str,
+        columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]],
+        status: RunStatus,
+        end_time: int,
+    ) -> RunInfo:
+        """Append the run's last buffered points and set its final status in one
+        transaction (ending a run is the hottest write of a sweep)."""
+
+    @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> bool:
         """Returns whether the tag existed."""
 

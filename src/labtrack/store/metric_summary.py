@@ -103,20 +103,20 @@ def summarize(
         base.append(_summarize_slice(bucket, steps, timestamps, values, lo, hi))
         lo = hi
     levels.append(base)
-    previous = base
-    previous_shift = shift
-    for shift in LEVEL_SHIFTS[1:]:
-        ratio = shift - previous_shift
-        merged: list[Aggregate] = []
-        start = 0
-        while start < len(previous):
-            bucket = previous[start][0] >> ratio
-            end = start + 1
-            while end < len(previous) and previous[end][0] >> ratio == bucket:
-                end += 1
-            merged.append(_merge(bucket, previous[start:end]))
-            start = end
-        levels.append(merged)
-        previous = merged
-        previous_shift = shift
+    for level in range(1, len(LEVEL_SHIFTS)):
+        levels.append(coarsen(levels[-1], LEVEL_SHIFTS[level] - LEVEL_SHIFTS[level - 1]))
     return levels
+
+
+def coarsen(aggregates: Sequence[Aggregate], ratio: int) -> list[Aggregate]:
+    """Merge consecutive buckets into buckets ``2 ** ratio`` times larger."""
+    merged: list[Aggregate] = []
+    start = 0
+    while start < len(aggregates):
+        bucket = aggregates[start][0] >> ratio
+        end = start + 1
+        while end < len(aggregates) and aggregates[end][0] >> ratio == bucket:
+            end += 1
+        merged.append(_merge(bucket, aggregates[start:end]))
+        start = end
+    return merged

@@ -6,16 +6,23 @@ Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("labtrack")
 
 
 def _run(db: Database, statements: str) -> None:
-    # executescript() would COMMIT the surrounding transaction, so run statements one by one.
-    for statement in statements.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # executescript() would COMMIT the surrounding transaction, so run statements one by one;
+    # sqlite3.complete_statement knows about comments and string literals.
+    pending = ""
+    for line in (statements.strip() + ";").splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                db.execute(pending)
+            pending = ""
 
 
 @migrations()
@@ -60,13 +67,14 @@ def m001_tracking(db: Database) -> None:
         CREATE INDEX runs_experiment_lifecycle_start
             ON runs (experiment_id, lifecycle_stage, start_time DESC);
 
+        -- Searches look params, tags and metrics up by (run, key), which the primary keys
+        -- serve. Indexes on (key, value) would double the pages every run creation writes.
         CREATE TABLE params (
             run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
             key TEXT NOT NULL,
             value TEXT NOT NULL,
             PRIMARY KEY (run_uuid, key)
         ) WITHOUT ROWID;
-        CREATE INDEX params_key_value ON params (key, value);
 
         CREATE TABLE tags (
             run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
@@ -74,11 +82,11 @@ def m001_tracking(db: Database) -> None:
             value TEXT NOT NULL,
             PRIMARY KEY (run_uuid, key)
         ) WITHOUT ROWID;
-        CREATE INDEX tags_key_value ON tags (key, value);
 
         -- One row per (run, key): the latest point by (step, timestamp, value) as MLflow
         -- orders them, the series length, and the id the history is stored under.
-        -- value NULL means NaN (SQLite cannot store NaN).
+        -- value NULL means NaN (SQLite cannot store NaN). nan_count, in_order and the last
+        -- point let a full read skip both the NaN conversion and the sort when it can.
         CREATE TABLE latest_metrics (
             series_id INTEGER PRIMARY KEY,
             run_uuid TEXT NOT NULL REFERENCES runs (run_uuid),
@@ -87,9 +95,12 @@ def m001_tracking(db: Database) -> None:
             timestamp INTEGER NOT NULL,
             step INTEGER NOT NULL,
             point_count INTEGER NOT NULL,
+            nan_count INTEGER NOT NULL DEFAULT 0,
+            in_order INTEGER NOT NULL DEFAULT 1,
+            last_timestamp INTEGER NOT NULL,
+            last_step INTEGER NOT NULL,
             UNIQUE (run_uuid, key)
         );
-        CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
 
         -- Append-only history: seq is the point's position in logging order.
         CREATE TABLE metrics (
@@ -101,7 +112,8 @@ def m001_tracking(db: Database) -> None:
             PRIMARY KEY (series_id, seq)
         ) WITHOUT ROWID;
 
-        -- Min/max summaries of consecutive points (see store/metric_summary.py).
+        -- Min/max summaries of consecutive points (see store/metric_summary.py). A level is
+        -- kept once the series is longer than one of its buckets.
         CREATE TABLE metric_buckets (
             series_id INTEGER NOT NULL,
             level INTEGER NOT NULL,

@@ -9,6 +9,7 @@ errors come from under WAL.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import operator
@@ -20,7 +21,9 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from itertools import count, islice, repeat
+from operator import itemgetter
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -45,7 +48,7 @@ from labtrack.entities import (
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
 from labtrack.store.artifacts import local_path_to_uri
 from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
-from labtrack.store.metric_summary import summarize
+from labtrack.store.metric_summary import LEVEL_SHIFTS, LEVEL_SIZES, coarsen, summarize
 from labtrack.store.migrations import migrations
 from labtrack.store.query import Comparison, Entity
 from labtrack.store.sqlite_query import json_list, keyed_condition, value_condition
@@ -414,7 +417,10 @@ class SqliteStore(SqliteRegistryMixin, Store):
                 "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)",
                 [(run_id, k, v) for k, v in all_tags.items()],
             )
-            return self._runs(conn, [run_id])[0]
+        # A new run holds exactly what was just written: no need to read it back.
+        info = RunInfo(run_id, str(_as_int(experiment_id)), run_name, user_id,
+                       RunStatus(status), start_time, None, artifact_uri, LifecycleStage.ACTIVE)
+        return Run(info, RunData(params={}, tags=dict(sorted(all_tags.items()))))
 
     def _run_infos(self, conn, where: str, params: Sequence) -> list[RunInfo]:
         return [_run_info(row) for row in conn.execute(f"{_RUN_INFO_SELECT} WHERE {where}", params)]
@@ -567,9 +573,19 @@ class SqliteStore(SqliteRegistryMixin, Store):
 
     def append_metric_columns(self, run_id, columns):
         with self._write() as conn:
-            for key, (values, timestamps, steps) in columns.items():
-                if values:
-                    self._append_series(conn, run_id, key, values, timestamps, steps)
+            self._append_columns(conn, run_id, columns)
+
+    def _append_columns(self, conn, run_id, columns) -> None:
+        for key, (values, timestamps, steps) in columns.items():
+            if values:
+                self._append_series(conn, run_id, key, values, timestamps, steps)
+
+    def finish_run(self, run_id, columns, status, end_time):
+        with self._write() as conn:
+            self._append_columns(conn, run_id, columns)
+            conn.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                         (str(status), end_time, run_id))
+            return self._run_infos(conn, "r.run_uuid = ?", (run_id,))[0]
 
     def _append_metrics(self, conn, run_id: str, metrics: Sequence[Metric]) -> None:
         by_key: dict[str, list[Metric]] = {}
@@ -586,48 +602,48 @@ class SqliteStore(SqliteRegistryMixin, Store):
     @staticmethod
     def _append_series(conn, run_id, key, values, timestamps, steps) -> None:
         row = conn.execute(
-            "SELECT series_id, point_count, step, timestamp, value FROM latest_metrics "
-            "WHERE run_uuid = ? AND key = ?",
+            "SELECT series_id, point_count, step, timestamp, value, in_order, last_timestamp, "
+            "last_step FROM latest_metrics WHERE run_uuid = ? AND key = ?",
             (run_id, key),
         ).fetchone()
         n = len(values)
-        # The newest point by (step, timestamp, value); a NaN value ranks below any number.
         total = sum(values)
-        if total == total:
+        nans = 0 if total == total else sum(1 for v in values if v != v)
+        # The newest point by (step, timestamp, value); a NaN value ranks below any number.
+        if not nans:
             best = max(zip(steps, timestamps, values, range(n)))[3]
         else:
             best = max(range(n), key=lambda i: _latest_order_key(steps[i], timestamps[i],
                                                                 values[i]))
         candidate = (steps[best], timestamps[best], values[best])
+        ordered = _in_time_order(timestamps, steps)
         if row is None:
             series_id = conn.execute(
-                "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, point_count) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, key, candidate[2], candidate[1], candidate[0], n),
+                "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, "
+                "point_count, nan_count, in_order, last_timestamp, last_step) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, key, candidate[2], candidate[1], candidate[0], n, nans, ordered,
+                 timestamps[-1], steps[-1]),
             ).lastrowid
             first_seq = 0
         else:
             series_id, first_seq = row[0], row[1]
+            ordered = ordered and row[5] and (row[6], row[7]) <= (timestamps[0], steps[0])
             if _latest_order_key(*candidate) > _latest_order_key(row[2], row[3], row[4]):
-                conn.execute(
-                    "UPDATE latest_metrics SET value = ?, timestamp = ?, step = ?, "
-                    "point_count = point_count + ? WHERE series_id = ?",
-                    (candidate[2], candidate[1], candidate[0], n, series_id),
-                )
+                latest = candidate
             else:
-                conn.execute(
-                    "UPDATE latest_metrics SET point_count = point_count + ? "
-                    "WHERE series_id = ?",
-                    (n, series_id),
-                )
+                latest = (row[2], row[3], row[4])
+            conn.execute(
+                "UPDATE latest_metrics SET step = ?, timestamp = ?, value = ?, "
+                "point_count = point_count + ?, nan_count = nan_count + ?, in_order = ?, "
+                "last_timestamp = ?, last_step = ? WHERE series_id = ?",
+                (*latest, n, nans, ordered, timestamps[-1], steps[-1], series_id),
+            )
         conn.executemany(
             "INSERT INTO metrics (series_id, seq, step, timestamp, value) VALUES (?, ?, ?, ?, ?)",
             zip(repeat(series_id), count(first_seq), steps, timestamps, values),
         )
-        for level, aggregates in enumerate(summarize(first_seq, steps, timestamps, values)):
-            conn.executemany(
-                _BUCKET_UPSERT, [(series_id, level, *aggregate) for aggregate in aggregates]
-            )
+        _update_summaries(conn, series_id, first_seq, steps, timestamps, values)
 
     def delete_tag(self, run_id, key):
         with self._write() as conn:
@@ -875,26 +891,31 @@ class SqliteStore(SqliteRegistryMixin, Store):
 
     def get_metric_history(self, run_id, key, max_results=None, offset=0):
         with self._read() as conn:
-            series_id = self._series_id(conn, run_id, key)
-            if series_id is None:
+            row = conn.execute(
+                "SELECT series_id, nan_count, in_order FROM latest_metrics "
+                "WHERE run_uuid = ? AND key = ?", (run_id, key)).fetchone()
+            if row is None:
                 return []
-            if max_results is None and offset == 0:
-                rows = conn.execute(
-                    "SELECT timestamp, step, value FROM metrics WHERE series_id = ? ORDER BY seq",
-                    (series_id,),
-                ).fetchall()
-                if not _in_history_order(rows):
-                    rows.sort(key=_history_sort_key)
-            else:
+            series_id, nans, in_order = row
+            if max_results is not None or offset:
                 rows = conn.execute(
                     "SELECT timestamp, step, value FROM metrics WHERE series_id = ? "
-                    "ORDER BY timestamp, step, value, seq LIMIT ? OFFSET ?",
+                    "ORDER BY timestamp, step, seq LIMIT ? OFFSET ?",
                     (series_id, -1 if max_results is None else max_results, offset),
                 ).fetchall()
-        return [
-            Metric(key, _NAN if value is None else value, timestamp, step)
-            for timestamp, step, value in rows
-        ]
+                return [Metric(key, _NAN if v is None else v, t, s) for t, s, v in rows]
+            with _gc_paused():
+                if in_order and not nans:
+                    # The common case, at C speed: rows come out as Metric tuples already.
+                    return list(map(_metric_from_row, conn.execute(
+                        "SELECT ?, value, timestamp, step FROM metrics WHERE series_id = ? "
+                        "ORDER BY seq", (key, series_id))))
+                rows = conn.execute(
+                    "SELECT timestamp, step, value FROM metrics WHERE series_id = ? "
+                    "ORDER BY seq", (series_id,)).fetchall()
+                if not in_order:
+                    rows.sort(key=_time_order_key)  # stable: ties keep logging order
+                return [Metric(key, _NAN if v is None else v, t, s) for t, s, v in rows]
 
     def get_metric_series(self, run_ids, keys):
         query = (
@@ -979,13 +1000,67 @@ def _experiment_condition(comparison: Comparison) -> tuple[str, list]:
     return keyed_condition("experiment_tags", "experiment_id", "e.experiment_id", comparison)
 
 
-def _in_history_order(rows: list[tuple]) -> bool:
+_metric_from_row = partial(tuple.__new__, Metric)
+_time_order_key = itemgetter(0, 1)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building a million small tuples triggers the cyclic garbage collector over and over
+    (it would double a long read's time); none of them can form a cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return all(map(operator.le, rows, islice(rows, 1, None)))
-    except TypeError:  # a NaN (None) tied on timestamp and step with a number
-        return False
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _history_sort_key(row: tuple) -> tuple:
-    timestamp, step, value = row
-    return (timestamp, step, -math.inf if value is None else value)
+def _in_time_order(timestamps: Sequence[int], steps: Sequence[int]) -> bool:
+    """Whether points are in (timestamp, step) order, checked at C speed in the usual case
+    (both columns non-decreasing)."""
+    if all(map(operator.le, timestamps, islice(timestamps, 1, None))):
+        if all(map(operator.le, steps, islice(steps, 1, None))):
+            return True
+        pairs = list(zip(timestamps, steps))
+        return all(map(operator.le, pairs, islice(pairs, 1, None)))
+    return False
+
+
+def _update_summaries(conn, series_id: int, first_seq: int, steps, timestamps, values) -> None:
+    """Bring the summary levels up to date with a batch appended at ``first_seq``.
+
+    A level is kept only once the series is longer than one of its buckets (before that no
+    chart reads it), so short series write no summaries at all; a level that starts being
+    kept is built from the level below it (or, for the first, from the raw points).
+    """
+    old_n = first_seq
+    new_n = old_n + len(values)
+    if new_n <= LEVEL_SIZES[0]:
+        return
+    if old_n <= LEVEL_SIZES[0]:
+        # The first level starts now: summarize the few points already stored and the batch.
+        earlier = conn.execute(
+            "SELECT step, timestamp, value FROM metrics WHERE series_id = ? AND seq < ? "
+            "ORDER BY seq", (series_id, old_n)).fetchall()
+        steps = [r[0] for r in earlier] + list(steps)
+        timestamps = [r[1] for r in earlier] + list(timestamps)
+        values = [_NAN if r[2] is None else r[2] for r in earlier] + list(values)
+        first_seq = old_n = 0
+    levels = summarize(first_seq, steps, timestamps, values)
+    for level, size in enumerate(LEVEL_SIZES):
+        if new_n <= size:
+            break
+        if old_n > size or old_n == 0:
+            aggregates = levels[level]
+        else:
+            # This level starts now: build it from the level below, already up to date.
+            below = [list(r) for r in conn.execute(
+                "SELECT bucket, count, first_step, first_timestamp, first_value, last_step, "
+                "last_timestamp, last_value, min_step, min_timestamp, min_value, max_step, "
+                "max_timestamp, max_value FROM metric_buckets WHERE series_id = ? AND "
+                "level = ? ORDER BY bucket", (series_id, level - 1))]
+            aggregates = coarsen(below, LEVEL_SHIFTS[level] - LEVEL_SHIFTS[level - 1])
+        conn.executemany(
+            _BUCKET_UPSERT, [(series_id, level, *aggregate) for aggregate in aggregates])
