@@ -39,6 +39,7 @@ _client: TrackingClient | None = None
 _experiment_id: str | None = None
 _last_active_run_id: str | None = None
 _thread_state = threading.local()
+_checked_keys = validation.checked_keys
 _state_lock = threading.Lock()
 
 
@@ -50,13 +51,10 @@ class ActiveRun:
         self._run = run
         self._client = client
         self._pid = os.getpid()
+        self.run_id = run.info.run_id  # a plain attribute: log_metric reads it every call
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.info.run_name!r} run_id={self.run_id}>"
-
-    @property
-    def run_id(self) -> str:
-        return self._run.info.run_id
 
     @property
     def info(self) -> RunInfo:
@@ -288,9 +286,13 @@ def log_metric(
 ) -> None:
     """Buffer one point of metric ``key`` and return immediately. Starts a run if none is
     active. NaN and ±inf are stored exactly."""
-    run_id = run_id or _active_run_id()
+    # The hot path of a training loop: every step below is the cheap case of a check.
+    if run_id is None:
+        stack = getattr(_thread_state, "runs", None)
+        run_id = stack[-1].run_id if stack else _active_run_id()
     client = _client or _get_client()
-    validation.validate_key("Metric", key)
+    if key not in _checked_keys:
+        validation.validate_key("Metric", key)
     if type(value) is not float:
         value = validation.metric_value(key, value, timestamp)
     if timestamp is None:

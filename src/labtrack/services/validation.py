@@ -32,13 +32,13 @@ _RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 
 # Keys that already passed validation: a training loop logs the same few keys millions of
 # times, and re-checking them is the most expensive part of logging a point.
-_valid_keys: set[str] = set()
+checked_keys: set[str] = set()
 _VALID_KEYS_CAP = 100_000
 
 
 def validate_key(kind: str, key: object) -> str:
     """Check a metric/param/tag key (``kind`` is e.g. "Metric" or "Param") and return it."""
-    if key in _valid_keys:
+    if key in checked_keys:
         return key  # type: ignore[return-value]
     if key is None or key == "":
         raise InvalidParameterValue(f"Missing value for required parameter 'key' ({kind} key).")
@@ -64,9 +64,9 @@ def validate_key(kind: str, key: object) -> str:
             "files in certain cases, and must not resolve to other names when treated as such. "
             f"This name would resolve to '{normalized}'."
         )
-    if len(_valid_keys) >= _VALID_KEYS_CAP:
-        _valid_keys.clear()
-    _valid_keys.add(key)
+    if len(checked_keys) >= _VALID_KEYS_CAP:
+        checked_keys.clear()
+    checked_keys.add(key)
     return key
 
 
