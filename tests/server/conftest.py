@@ -1,5 +1,6 @@
 """Fixtures for the REST server tests: a real jupyter_server with the extension enabled, and
-the standalone ``labtrack server`` application, each over its own SQLite store in tmp_path.
+the standalone ``labtrack server`` application (one user, or ann, bob and olivia for the
+registry's multi-user rules), each over its own SQLite store in tmp_path.
 
 pytest-jupyter's fixtures (``jp_fetch``, ``jp_serverapp``, the event loop, the runner for
 ``async def`` tests) are imported here rather than loaded as a plugin: pytest accepts
@@ -27,12 +28,20 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from labtrack import config
 from labtrack.server.context import ServerContext
 from labtrack.server.standalone import make_app
+from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
 
 MLFLOW = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+LABTRACK = "/api/2.0/labtrack"
+PERMISSIONS = "/api/2.0/permissions/registered-models"
 STANDALONE_TOKEN = "tok"
 STANDALONE_USER = "alice"
+# The multi-user registry server: token -> user; olivia is the registry admin.
+REGISTRY_TOKENS = {"tok-a": "ann", "tok-b": "bob", "tok-o": "olivia"}
+REGISTRY_ADMIN = "olivia"
+# A version source inside the artifact store (it need not exist to be registered).
+MODEL_SOURCE = "mlflow-artifacts:/0/models/m-1/artifacts"
 
 
 @dataclass
@@ -123,6 +132,30 @@ class Api:
                              {"experiment_id": experiment_id, **fields})
         return data["model"]
 
+    async def create_registered_model(self, name: str = "model", **fields) -> dict:
+        data = await self.ok("POST", f"{MLFLOW}/registered-models/create",
+                             {"name": name, **fields})
+        return data["registered_model"]
+
+    async def create_model_version(self, name: str = "model", source: str = MODEL_SOURCE,
+                                   **fields) -> dict:
+        data = await self.ok("POST", f"{MLFLOW}/model-versions/create",
+                             {"name": name, "source": source, **fields})
+        return data["model_version"]
+
+    async def transition(self, name: str, version: str, stage: str, **fields) -> dict:
+        data = await self.ok("POST", f"{MLFLOW}/model-versions/transition-stage",
+                             {"name": name, "version": version, "stage": stage,
+                              "archive_existing_versions": False, **fields})
+        return data["model_version"]
+
+    async def grant(self, name: str, user: str, level: str) -> None:
+        """PATCH the model's access list (the caller must manage the model)."""
+        model = (await self.ok("GET", f"{MLFLOW}/databricks/registered-models/get",
+                               params={"name": name}))["registered_model_databricks"]
+        await self.ok("PATCH", f"{PERMISSIONS}/{model['id']}", {
+            "access_control_list": [{"user_name": user, "permission_level": level}]})
+
 
 def _fetch_kwargs(method: str, headers: dict, body) -> dict:
     return {
@@ -207,6 +240,7 @@ class Standalone:
     url: str
     client: SimpleAsyncHTTPClient
     context: ServerContext
+    tokens: dict[str, str]  # user -> token
 
     def api(self, headers: dict[str, str] | None = None) -> Api:
         """The API with these default headers (no credentials unless given)."""
@@ -219,14 +253,15 @@ class Standalone:
 
         return Api(send)
 
+    def as_user(self, user: str) -> Api:
+        """The API with ``user``'s token."""
+        return self.api({"Authorization": f"Bearer {self.tokens[user]}"})
 
-@pytest.fixture
-def standalone(tmp_path, jp_asyncio_loop):
-    """``labtrack server``'s application on a free loopback port, in the test's event loop,
-    accepting the token "tok" for the user "alice"."""
-    store = SqliteStore(tmp_path / "standalone" / "labtrack.db")
-    context = ServerContext(store, str(tmp_path / "standalone"))
-    app = make_app(context, {STANDALONE_TOKEN: STANDALONE_USER})
+
+def _serve(loop, context: ServerContext, tokens: dict[str, str]):
+    """Serve ``make_app(context, tokens)`` on a free loopback port in the test's event loop
+    until the generator is closed."""
+    app = make_app(context, tokens)
     sock, port = tornado.testing.bind_unused_port()
 
     async def start():
@@ -234,12 +269,33 @@ def standalone(tmp_path, jp_asyncio_loop):
         server.add_sockets([sock])
         return server, SimpleAsyncHTTPClient(force_instance=True)
 
-    server, client = jp_asyncio_loop.run_until_complete(start())
-    yield Standalone(f"http://127.0.0.1:{port}", client, context)
+    server, client = loop.run_until_complete(start())
+    yield Standalone(f"http://127.0.0.1:{port}", client, context,
+                     {user: token for token, user in tokens.items()})
     client.close()
     server.stop()
-    jp_asyncio_loop.run_until_complete(server.close_all_connections())
+    loop.run_until_complete(server.close_all_connections())
     context.close()
+
+
+@pytest.fixture
+def standalone(tmp_path, jp_asyncio_loop):
+    """``labtrack server``'s application on a free loopback port, in the test's event loop,
+    accepting the token "tok" for the user "alice"."""
+    store = SqliteStore(tmp_path / "standalone" / "labtrack.db")
+    context = ServerContext(store, str(tmp_path / "standalone"))
+    yield from _serve(jp_asyncio_loop, context, {STANDALONE_TOKEN: STANDALONE_USER})
+
+
+@pytest.fixture
+def registry_server(tmp_path, jp_asyncio_loop):
+    """``labtrack server`` for a team: ann, bob and olivia (the registry admin) each with a
+    token; webhooks may call 127.0.0.1 (and no other internal address)."""
+    store = SqliteStore(tmp_path / "registry" / "labtrack.db")
+    settings = RegistrySettings(admins=frozenset({REGISTRY_ADMIN}),
+                                webhook_allowed_hosts=("127.0.0.1",))
+    context = ServerContext(store, str(tmp_path / "registry"), registry_settings=settings)
+    yield from _serve(jp_asyncio_loop, context, REGISTRY_TOKENS)
 
 
 @pytest.fixture
