@@ -200,7 +200,8 @@ def delete_model_version(request, context):
 def search_model_versions(request, context):
     """Search model versions (name, run_id, source_path, version_number, tags)."""
     page = context.registry.search_model_versions(
-        request.string("filter"), request.integer("max_results", default=10000),
+        context.wire.stored_version_filter(request.string("filter")),
+        request.integer("max_results", default=10000),
         request.strings("order_by"), request.string("page_token"), user=request.user)
     return _paged("model_versions", [context.wire.model_version(v) for v in page], page.token)
 

@@ -9,6 +9,7 @@ and download through the server's artifact proxy instead of touching its disk.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from labtrack.entities import (
@@ -25,6 +26,15 @@ from labtrack.errors import InvalidParameterValue
 from labtrack.store.artifacts import local_path_to_uri, safe_relative_path
 
 PROXY_SCHEME = "mlflow-artifacts:"
+# In a model-version filter, a comparison of the source with a proxied URI
+# (source_path = 'mlflow-artifacts:/…', attributes.`source` LIKE "mlflow-artifacts:/…%"),
+# but not a tag called "source".
+_PROXIED_SOURCE_COMPARISON = re.compile(
+    r"(?P<lhs>(?<![\w.`\"])(?:(?:attributes?|attr)\.)?(?P<quote>[`\"]?)source(?:_path)?"
+    r"(?P=quote)\s*"
+    r"(?:!=|=|I?LIKE)\s*['\"])mlflow-artifacts:/*",
+    re.IGNORECASE,
+)
 
 
 def wire_float(value: float) -> float | str:
@@ -100,6 +110,14 @@ class Wire:
         """A version source as the store keeps it: proxied URIs become file URIs under the
         artifact root; ``runs:/`` and ``models:/`` URIs and anything else stay as given."""
         return self.stored_location(source) if source.startswith(PROXY_SCHEME) else source
+
+    def stored_version_filter(self, filter_string: str | None) -> str | None:
+        """A model-version filter with proxied sources in the store's form, so that
+        ``source_path = '<the source a client registered>'`` finds the version."""
+        if not filter_string:
+            return filter_string
+        return _PROXIED_SOURCE_COMPARISON.sub(
+            lambda match: match.group("lhs") + self.root_uri + "/", filter_string)
 
     def model_version(self, version: ModelVersion) -> dict[str, Any]:
         out = version.to_dict()
