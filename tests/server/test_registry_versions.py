@@ -250,6 +250,15 @@ async def test_a_deleted_version_leaves_the_latest_versions(api):
     assert [v["version"] for v in data["registered_model"]["latest_versions"]] == ["1"]
 
 
+async def test_deleting_a_version_removes_its_aliases(api):
+    await model_with_versions(api, 1)
+    await api.post("registered-models/alias",
+                   {"name": "model", "alias": "champion", "version": "1"})
+    await api.call("DELETE", f"{MLFLOW}/model-versions/delete", {"name": "model", "version": "1"})
+    status, _ = await api.get("registered-models/alias", {"name": "model", "alias": "champion"})
+    assert status == 404
+
+
 async def test_delete_of_an_unknown_version_is_404(api):
     await model_with_versions(api, 1)
     status, data = await api.call("DELETE", f"{MLFLOW}/model-versions/delete",
