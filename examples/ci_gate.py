@@ -14,6 +14,11 @@ Run it next to a labtrack server, as a user who may approve (e.g. a production m
 and register it as a webhook (``TrackingClient.create_webhook(["TRANSITION_REQUEST_CREATED"],
 "http://127.0.0.1:8765/hook", model_name=..., secret=...)``). Loopback receivers must be in the
 server's webhook allowlist.
+
+A delivery can arrive more than once (labtrack retries when an answer is lost, and two webhooks
+may point here); the gate answers repeats with 200 and acts once: it skips delivery ids it has
+handled, and a request someone (or an earlier copy of the event) already closed counts as
+handled.
 """
 
 from __future__ import annotations
@@ -23,14 +28,22 @@ import json
 import logging
 import math
 import os
+import signal
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import labtrack
 from labtrack import webhooks
+from labtrack.errors import LabtrackError
 
 log = logging.getLogger("ci_gate")
+
+# A closed request (decided by someone else, or by an earlier copy of the delivery) or a
+# deleted version: nothing is left to decide, so the delivery counts as handled.
+SETTLED = ("RESOURCE_CONFLICT", "RESOURCE_DOES_NOT_EXIST")
+REMEMBERED_DELIVERIES = 10_000
 
 
 @dataclass
@@ -46,6 +59,21 @@ class Gate:
         self.minimum = minimum
         self.handled: list[tuple[str, str, str, Verdict]] = []
         self.lock = threading.Lock()
+        self._deliveries: OrderedDict[str, None] = OrderedDict()
+
+    def seen(self, delivery_id: str | None) -> bool:
+        """Whether a delivery with this id was handled already."""
+        with self.lock:
+            return bool(delivery_id) and delivery_id in self._deliveries
+
+    def remember(self, delivery_id: str | None) -> None:
+        """Record a handled delivery (the newest ``REMEMBERED_DELIVERIES`` are kept)."""
+        if not delivery_id:
+            return
+        with self.lock:
+            self._deliveries[delivery_id] = None
+            while len(self._deliveries) > REMEMBERED_DELIVERIES:
+                self._deliveries.popitem(last=False)
 
     def check(self, name: str, version: str) -> Verdict:
         model_version = self.client.get_model_version(name, version)
@@ -68,13 +96,20 @@ class Gate:
         verdict = self.check(name, version)
         comment = f"CI gate: {verdict.reason}."
         request_id = event.get("request_id")
-        if verdict.approve:
-            self.client.approve_transition_request(
-                name, version, stage, archive_existing_versions=stage in (
-                    "Staging", "Production"), comment=comment, request_id=request_id)
-        else:
-            self.client.reject_transition_request(name, version, stage, comment=comment,
-                                                  request_id=request_id)
+        try:
+            if verdict.approve:
+                self.client.approve_transition_request(
+                    name, version, stage, archive_existing_versions=stage in (
+                        "Staging", "Production"), comment=comment, request_id=request_id)
+            else:
+                self.client.reject_transition_request(name, version, stage, comment=comment,
+                                                      request_id=request_id)
+        except LabtrackError as error:
+            if error.error_code not in SETTLED:
+                raise
+            log.info("%s v%s -> %s: already settled (%s)", name, version, stage,
+                     error.message)
+            return
         log.info("%s v%s -> %s: %s (%s)", name, version, stage,
                  "approved" if verdict.approve else "rejected", verdict.reason)
         with self.lock:
@@ -86,19 +121,33 @@ def make_server(gate: Gate, host: str, port: int, secret: str | None) -> Threadi
         def do_POST(self):  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if secret and not webhooks.verify_signature(secret, dict(self.headers), body):
-                self.send_response(401)
-                self.end_headers()
+                self._answer(401, "invalid or missing signature")
                 return
             try:
-                gate.handle(json.loads(body))
+                event = json.loads(body)
+            except ValueError:
+                self._answer(400, "the body is not JSON")
+                return
+            delivery_id = self.headers.get(webhooks.DELIVERY_ID_HEADER)
+            if gate.seen(delivery_id):
+                self._answer(200, "already handled")
+                return
+            try:
+                gate.handle(event)
             except Exception as error:  # answer 500 so labtrack retries, and say why
                 log.exception("could not handle the event")
-                self.send_response(500)
-                self.end_headers()
-                self.wfile.write(str(error).encode())
+                self._answer(500, str(error))
                 return
-            self.send_response(200)
+            gate.remember(delivery_id)
+            self._answer(200, "ok")
+
+        def _answer(self, status: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, *args):
             pass
@@ -122,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     host, _, port = args.listen.rpartition(":")
     server = make_server(gate, host, int(port), args.secret)
     log.info("CI gate listening on http://%s:%s/hook", host, port)
+    # SIGTERM (a service manager stopping the gate) ends it as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
