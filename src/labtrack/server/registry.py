@@ -4,6 +4,8 @@ labtrack's additions (activities, comment and delivery listings)."""
 
 from __future__ import annotations
 
+import json
+
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.request import ApiRequest
 from labtrack.server.router import Router
@@ -416,12 +418,22 @@ def get_permission_levels(request, context):
 # -- webhooks ------------------------------------------------------------------------------
 
 
+def _url_spec(request, required: bool) -> ApiRequest:
+    """The ``http_url_spec`` object's fields (empty when optional and absent)."""
+    value = request.args.get("http_url_spec")
+    if value is None and required:
+        raise InvalidParameterValue("Missing value for required parameter 'http_url_spec'.")
+    if value is not None and not isinstance(value, dict):
+        raise InvalidParameterValue(
+            f"Invalid value {json.dumps(value)[:200]} for parameter 'http_url_spec' supplied: "
+            "expected an object.")
+    return ApiRequest(value or {}, request.user)
+
+
 @router.post(f"{MLFLOW}/registry-webhooks/create")
 def create_webhook(request, context):
     """Create a webhook for a model (or, for admins, the whole registry)."""
-    spec = ApiRequest(request.args.get("http_url_spec") or {}, request.user)
-    if not isinstance(request.args.get("http_url_spec"), dict):
-        raise InvalidParameterValue("Missing value for required parameter 'http_url_spec'.")
+    spec = _url_spec(request, required=True)
     webhook = context.registry.create_webhook(
         request.strings("events", required=True), spec.string("url", required=True),
         model_name=request.string("model_name"), secret=spec.string("secret"),
@@ -444,8 +456,7 @@ def list_webhooks(request, context):
 @router.patch(f"{MLFLOW}/registry-webhooks/update")
 def update_webhook(request, context):
     """Change a webhook's events, URL, secret, status or description."""
-    spec_value = request.args.get("http_url_spec")
-    spec = ApiRequest(spec_value if isinstance(spec_value, dict) else {}, request.user)
+    spec = _url_spec(request, required=False)
     webhook = context.registry.update_webhook(
         request.string("id", required=True), user=request.user,
         events=request.strings("events") or None, url=spec.string("url"),
