@@ -59,6 +59,7 @@ class LabtrackServer:
     tokens: dict[str, str]  # user -> token
     store: Path
     log: Path
+    _clients: dict[str, RestTrackingService] = field(default_factory=dict)
 
     def headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -68,7 +69,15 @@ class LabtrackServer:
         return RestRegistryService(self.tracking(user))
 
     def tracking(self, user: str) -> RestTrackingService:
-        return RestTrackingService(self.url, token=self.tokens[user], retries=0)
+        if user not in self._clients:
+            self._clients[user] = RestTrackingService(self.url, token=self.tokens[user],
+                                                      retries=0)
+        return self._clients[user]
+
+    def close_clients(self) -> None:
+        for client in self._clients.values():
+            client.session.close()
+        self._clients.clear()
 
     def call(self, user: str, method: str, route: str, **body) -> requests.Response:
         """One raw request as ``user``, to see the HTTP status itself."""
@@ -156,7 +165,10 @@ def running_server(base: Path, users=USERS, admins=("olivia",),
 
             state = wait_for(ready, f"{server.url}/health", START_TIMEOUT_S)
             if state == "ready":
-                yield server
+                try:
+                    yield server
+                finally:
+                    server.close_clients()
                 return
             if "in use" not in log.read_text(errors="replace").lower():
                 raise RuntimeError(f"labtrack server exited at start; log:\n"
