@@ -415,9 +415,8 @@ def test_aliases(mlflow_client):
                                                                          "champion"]
 
     mlflow_client.delete_registered_model_alias(name, "champion")
-    with expect_error("RESOURCE_DOES_NOT_EXIST"):
-        mlflow_client.get_model_version_by_alias(name, "champion")
     assert mlflow_client.get_registered_model(name).aliases == {"challenger": "2"}
+    assert mlflow_client.get_model_version(name, "2").aliases == ["challenger"]
     with expect_error("INVALID_PARAMETER_VALUE"):
         mlflow_client.set_registered_model_alias(name, "latest", "1")
     with expect_error("RESOURCE_DOES_NOT_EXIST"):
@@ -447,6 +446,45 @@ def test_registered_model_and_version_tags(mlflow_client):
         f"name = '{name}' AND tags.validated = 'yes'")] == ["1"]
 
     with expect_error("RESOURCE_DOES_NOT_EXIST"):
-        mlflow_client.delete_model_version_tag(name, "1", "dataset")
-    with expect_error("RESOURCE_DOES_NOT_EXIST"):
         mlflow_client.set_model_version_tag(name, "2", "validated", "yes")
+    with expect_error("RESOURCE_DOES_NOT_EXIST"):
+        mlflow_client.set_registered_model_tag(unique("missing"), "team", "grid")
+
+
+def test_deleting_an_absent_tag_or_alias_is_a_no_op(mlflow_client):
+    """As in MLflow, whose store deletes a registered-model tag, a version tag or an alias
+    only if it exists (``SqlAlchemyStore.delete_registered_model_tag``,
+    ``delete_model_version_tag``, ``delete_registered_model_alias``): scripts that clean up
+    idempotently must not fail. The model and the version must exist, though."""
+    name = unique("absent")
+    mlflow_client.create_registered_model(name, tags={"team": "grid"})
+    mlflow_client.create_model_version(name, "mlflow-artifacts:/0/none/artifacts/model",
+                                       tags={"validated": "yes"})
+
+    mlflow_client.delete_registered_model_tag(name, "owner")
+    mlflow_client.delete_model_version_tag(name, "1", "dataset")
+    mlflow_client.delete_registered_model_alias(name, "champion")
+    assert mlflow_client.get_registered_model(name).tags == {"team": "grid"}
+    assert mlflow_client.get_model_version(name, "1").tags == {"validated": "yes"}
+
+    with expect_error("RESOURCE_DOES_NOT_EXIST"):
+        mlflow_client.delete_model_version_tag(name, "9", "dataset")
+    with expect_error("RESOURCE_DOES_NOT_EXIST"):
+        mlflow_client.delete_registered_model_tag(unique("missing"), "owner")
+    with expect_error("RESOURCE_DOES_NOT_EXIST"):
+        mlflow_client.delete_registered_model_alias(unique("missing"), "champion")
+
+
+def test_looking_up_an_absent_alias_is_an_invalid_parameter(mlflow_client):
+    """MLflow answers ``get_model_version_by_alias`` for an alias the model does not have with
+    INVALID_PARAMETER_VALUE (``SqlAlchemyStore.get_model_version_by_alias``), and for a
+    model that does not exist with RESOURCE_DOES_NOT_EXIST."""
+    name = unique("no-alias")
+    mlflow_client.create_registered_model(name)
+    mlflow_client.create_model_version(name, "mlflow-artifacts:/0/none/artifacts/model")
+    mlflow_client.set_registered_model_alias(name, "champion", "1")
+    mlflow_client.delete_registered_model_alias(name, "champion")
+    with expect_error("INVALID_PARAMETER_VALUE"):
+        mlflow_client.get_model_version_by_alias(name, "champion")
+    with expect_error("RESOURCE_DOES_NOT_EXIST"):
+        mlflow_client.get_model_version_by_alias(unique("missing"), "champion")
