@@ -9,6 +9,7 @@ import json
 from labtrack.errors import InvalidParameterValue
 from labtrack.server.request import ApiRequest
 from labtrack.server.router import Router
+from labtrack.services.validation import INT64_MAX, INT64_MIN
 
 router = Router()
 MLFLOW = "/api/2.0/mlflow"
@@ -27,15 +28,26 @@ def _name(request) -> str:
     return request.string("name", required=True)
 
 
-def _version(request) -> str:
+def _version(request, required: bool = True) -> str | None:
+    """A version number, as MLflow reads it (a JSON number or a decimal string)."""
     value = request.args.get("version")
     if isinstance(value, list):
         value = value[-1] if value else None
     if value in (None, ""):
+        if not required:
+            return None
         raise InvalidParameterValue("Missing value for required parameter 'version'.")
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidParameterValue(f"Invalid value {value!r} for parameter 'version'.")
-    return str(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError
+        number = int(value)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"Parameter 'version' must be an integer, got '{value}'.") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidParameterValue(
+            f"Parameter 'version' must be a 64-bit integer, got '{value}'.")
+    return str(number)
 
 
 # -- registered models ---------------------------------------------------------------------
@@ -297,9 +309,8 @@ def cancel_transition_request(request, context):
 @router.get(f"{MLFLOW}/transition-requests/list")
 def list_transition_requests(request, context):
     """Open requests of a version, of a model, or (without a name) of every model."""
-    name = request.string("name")
-    version = request.string("version") if request.args.get("version") else None
-    requests = context.registry.list_transition_requests(name, version, user=request.user)
+    requests = context.registry.list_transition_requests(
+        request.string("name"), _version(request, required=False), user=request.user)
     return {"requests": [r.to_dict() for r in requests]}
 
 
@@ -342,9 +353,9 @@ def list_comments(request, context):
 @router.get(f"{LABTRACK}/activities/list")
 def list_activities(request, context):
     """The audit trail of a model or one of its versions, newest first, paged."""
-    version = request.string("version") if request.args.get("version") else None
     page = context.registry.list_activities(
-        _name(request), version, request.integer("max_results", default=100),
+        _name(request), _version(request, required=False),
+        request.integer("max_results", default=100),
         request.string("page_token"), user=request.user)
     return _paged("activities", [a.to_dict() for a in page], page.token)
 
