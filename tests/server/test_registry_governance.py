@@ -194,6 +194,13 @@ async def test_activities_of_an_unknown_version_are_404(api):
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
+async def test_activities_of_a_version_beyond_int64_are_refused(api):
+    await model_with_versions(api)
+    status, data = await api.call("GET", ACTIVITIES,
+                                  params={"name": "model", "version": str(2**63)})
+    assert (status, data["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+
 async def test_activities_without_a_name_are_a_missing_parameter(api):
     status, data = await api.call("GET", ACTIVITIES)
     assert (status, data["message"]) == (400, "Missing value for required parameter 'name'.")
@@ -269,6 +276,19 @@ async def test_a_comment_on_an_unknown_version_is_404(api):
     await model_with_versions(api)
     status, data = await api.post("comments/create",
                                   {"name": "model", "version": "2", "comment": "hi"})
+    assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+async def test_comments_of_a_version_beyond_int64_are_refused(api):
+    await model_with_versions(api)
+    status, data = await api.call("GET", f"{LABTRACK}/comments/list",
+                                  params={"name": "model", "version": str(2**63)})
+    assert (status, data["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+
+async def test_updating_a_comment_id_beyond_int64_is_404_not_500(api):
+    status, data = await api.call("PATCH", f"{COMMENTS}/update",
+                                  {"id": str(2**63), "comment": "x"})
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
@@ -403,6 +423,19 @@ async def test_approve_a_request_by_its_id(api):
     assert (status, data["activity"]["activity_type"]) == (200, "APPROVED_REQUEST")
 
 
+async def test_approve_of_a_request_id_beyond_int64_is_404_not_500(api):
+    await model_with_versions(api)
+    status, data = await approve(api, "Staging", request_id=str(2**63))
+    assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+async def test_list_with_a_version_that_is_not_a_number_is_refused(api):
+    await model_with_versions(api)
+    status, data = await api.call("GET", f"{REQUESTS}/list",
+                                  params={"name": "model", "version": "abc"})
+    assert (status, data["message"]) == (400, "Parameter 'version' must be an integer, got 'abc'.")
+
+
 async def test_approve_without_an_open_request_is_404(api):
     await model_with_versions(api)
     status, data = await approve(api, "Staging")
@@ -510,6 +543,11 @@ async def test_an_entry_without_a_user_name_is_refused(api):
 
 async def test_permissions_of_an_unknown_model_id_are_404(api):
     status, data = await api.call("GET", f"{PERMISSIONS}/999")
+    assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+async def test_permissions_of_a_model_id_beyond_int64_are_404_not_500(api):
+    status, data = await api.call("GET", f"{PERMISSIONS}/{2**63}")
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 

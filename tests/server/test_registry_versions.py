@@ -198,6 +198,28 @@ async def test_get_of_an_unknown_version_is_404(api):
                     "message": "Model Version (name=model, version=9) not found"}
 
 
+async def test_get_of_a_version_that_is_not_a_number_is_refused_as_in_mlflow(api):
+    await model_with_versions(api, 1)
+    status, data = await api.get("model-versions/get", {"name": "model", "version": "latest"})
+    assert status == 400
+    assert data == {"error_code": "INVALID_PARAMETER_VALUE",
+                    "message": "Parameter 'version' must be an integer, got 'latest'."}
+
+
+async def test_get_of_a_version_beyond_int64_is_refused(api):
+    await model_with_versions(api, 1)
+    status, data = await api.get("model-versions/get",
+                                 {"name": "model", "version": str(2**63)})
+    assert (status, data["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+
+async def test_an_alias_to_a_version_beyond_int64_is_refused(api):
+    await model_with_versions(api, 1)
+    status, data = await api.post("registered-models/alias",
+                                  {"name": "model", "alias": "a", "version": 2**63})
+    assert (status, data["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+
 async def test_get_of_a_version_of_an_unknown_model_is_404(api):
     status, data = await api.get("model-versions/get", {"name": "nope", "version": "1"})
     assert (status, data["message"]) == (404, "Registered Model with name=nope not found")
