@@ -144,6 +144,21 @@ def test_register_an_autologged_model(mlflow_client, experiment_id, sklearn_auto
     assert_predicts_like(f"models:/{name}@champion", estimator, features)
 
 
+def test_log_model_registers_it_when_given_a_registered_model_name(
+        mlflow_client, experiment_id, training_data):
+    features, labels = training_data
+    name = unique("log-and-register")
+    with mlflow.start_run() as run:
+        estimator = LogisticRegression(C=0.9).fit(features, labels)
+        logged = mlflow.sklearn.log_model(estimator, name="model", registered_model_name=name,
+                                          serialization_format="cloudpickle")
+    assert logged.registered_model_version == "1"
+    [version] = mlflow_client.search_model_versions(f"name = '{name}'")
+    assert (version.version, version.run_id, version.source) == (
+        "1", run.info.run_id, f"models:/{logged.model_id}")
+    assert_predicts_like(f"models:/{name}/1", estimator, features)
+
+
 def test_register_a_model_from_plain_run_artifacts(mlflow_client, experiment_id,
                                                    training_data, tmp_path):
     """A model saved to a folder and logged as ordinary artifacts: registered through its
