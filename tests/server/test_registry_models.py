@@ -318,10 +318,18 @@ async def test_delete_tag_removes_it(api):
     assert (await get_model(api))["tags"] == []
 
 
-async def test_delete_of_a_missing_tag_is_404(api):
-    await api.create_registered_model("model")
+async def test_deleting_an_absent_tag_is_a_no_op_as_in_mlflow(api):
+    # MLflow's store deletes the tag only if it exists: idempotent clean-ups never fail.
+    await api.create_registered_model("model", tags=[{"key": "team", "value": "a"}])
     status, data = await api.call("DELETE", "/api/2.0/mlflow/registered-models/delete-tag",
-                                  {"name": "model", "key": "team"})
+                                  {"name": "model", "key": "owner"})
+    assert (status, data) == (200, {})
+    assert (await get_model(api))["tags"] == [{"key": "team", "value": "a"}]
+
+
+async def test_deleting_a_tag_of_an_unknown_model_is_404(api):
+    status, data = await api.call("DELETE", "/api/2.0/mlflow/registered-models/delete-tag",
+                                  {"name": "nope", "key": "team"})
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
@@ -374,24 +382,43 @@ async def test_delete_alias_removes_it(api):
     status, data = await api.call("DELETE", "/api/2.0/mlflow/registered-models/alias",
                                   params={"name": "model", "alias": "champion"})
     assert (status, data) == (200, {})
-    status, data = await api.get("registered-models/alias",
-                                 {"name": "model", "alias": "champion"})
-    assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert (await get_model(api))["aliases"] == []
 
 
-async def test_delete_of_an_unknown_alias_is_404(api):
-    await api.create_registered_model("model")
+async def test_deleting_an_absent_alias_is_a_no_op_as_in_mlflow(api):
+    await model_with_versions(api, 1)
+    await set_alias(api, "champion", "1")
     status, data = await api.call("DELETE", "/api/2.0/mlflow/registered-models/alias",
-                                  {"name": "model", "alias": "champion"})
+                                  {"name": "model", "alias": "challenger"})
+    assert (status, data) == (200, {})
+    assert (await get_model(api))["aliases"] == [{"alias": "champion", "version": "1"}]
+
+
+async def test_deleting_an_alias_of_an_unknown_model_is_404(api):
+    status, data = await api.call("DELETE", "/api/2.0/mlflow/registered-models/alias",
+                                  {"name": "nope", "alias": "champion"})
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
-async def test_get_of_an_unknown_alias_is_404(api):
+async def test_get_of_an_absent_alias_is_an_invalid_parameter_as_in_mlflow(api):
     await api.create_registered_model("model")
     status, data = await api.get("registered-models/alias", {"name": "model", "alias": "x"})
-    assert status == 404
-    assert data == {"error_code": "RESOURCE_DOES_NOT_EXIST",
+    assert status == 400
+    assert data == {"error_code": "INVALID_PARAMETER_VALUE",
                     "message": "Registered model alias x not found."}
+
+
+async def test_get_of_an_alias_of_an_unknown_model_is_404(api):
+    status, data = await api.get("registered-models/alias", {"name": "nope", "alias": "x"})
+    assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+async def test_the_latest_alias_resolves_to_the_newest_version_as_in_mlflow(api):
+    await model_with_versions(api, 3)
+    await api.transition("model", "3", "Archived")
+    status, data = await api.get("registered-models/alias",
+                                 {"name": "model", "alias": "latest"})
+    assert (status, data.get("model_version", {}).get("version")) == (200, "3")
 
 
 @pytest.mark.parametrize("alias", ["latest", "v1", "V12", "has space", "a/b", "x" * 256])

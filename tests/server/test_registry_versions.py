@@ -277,8 +277,8 @@ async def test_deleting_a_version_removes_its_aliases(api):
     await api.post("registered-models/alias",
                    {"name": "model", "alias": "champion", "version": "1"})
     await api.call("DELETE", f"{MLFLOW}/model-versions/delete", {"name": "model", "version": "1"})
-    status, _ = await api.get("registered-models/alias", {"name": "model", "alias": "champion"})
-    assert status == 404
+    _, data = await api.get("registered-models/get", {"name": "model"})
+    assert data["registered_model"]["aliases"] == []
 
 
 async def test_delete_of_an_unknown_version_is_404(api):
@@ -354,10 +354,19 @@ async def test_delete_tag_removes_it(api):
     assert (await get_version(api))["tags"] == []
 
 
-async def test_delete_of_a_missing_version_tag_is_404(api):
+async def test_deleting_an_absent_version_tag_is_a_no_op_as_in_mlflow(api):
+    await api.create_registered_model("model")
+    await api.create_model_version(tags=[{"key": "k", "value": "v"}])
+    status, data = await api.call("DELETE", f"{MLFLOW}/model-versions/delete-tag",
+                                  {"name": "model", "version": "1", "key": "other"})
+    assert (status, data) == (200, {})
+    assert (await get_version(api))["tags"] == [{"key": "k", "value": "v"}]
+
+
+async def test_deleting_a_tag_of_an_unknown_version_is_404(api):
     await model_with_versions(api, 1)
     status, data = await api.call("DELETE", f"{MLFLOW}/model-versions/delete-tag",
-                                  {"name": "model", "version": "1", "key": "k"})
+                                  {"name": "model", "version": "2", "key": "k"})
     assert (status, data["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
