@@ -75,11 +75,20 @@ class Gate:
             while len(self._deliveries) > REMEMBERED_DELIVERIES:
                 self._deliveries.popitem(last=False)
 
+    def source_run(self, model_version) -> str | None:
+        """The run that produced the version: its own run id, else (a version registered
+        from ``models:/<model_id>``) the source run of its logged model."""
+        if model_version.run_id:
+            return model_version.run_id
+        if model_version.model_id:
+            return self.client.service.get_logged_model(model_version.model_id).source_run_id
+        return None
+
     def check(self, name: str, version: str) -> Verdict:
-        model_version = self.client.get_model_version(name, version)
-        if not model_version.run_id:
+        run_id = self.source_run(self.client.get_model_version(name, version))
+        if not run_id:
             return Verdict(False, "the version has no source run, so it cannot be checked")
-        metrics = self.client.get_run(model_version.run_id).data.metrics
+        metrics = self.client.get_run(run_id).data.metrics
         value = metrics.get(self.metric)
         if value is None or math.isnan(value):
             return Verdict(False, f"its run logged no '{self.metric}'")

@@ -95,13 +95,18 @@ def model(server, gate, secret):
 _experiments: dict[str, str] = {}
 
 
-def register(server: LabtrackServer, user: str, name: str, metric: float | None) -> str:
-    """A run of ``user`` logging ``metric`` (none when None), registered as a new version."""
-    tracking = server.tracking(user)
+def _experiment(server: LabtrackServer) -> str:
+    """One experiment per server for the runs these tests log."""
     if server.url not in _experiments:
         _experiments[server.url] = server.tracking("olivia").create_experiment(
             f"ci-gate-{uuid.uuid4().hex[:8]}")
-    run = tracking.create_run(_experiments[server.url], run_name="training")
+    return _experiments[server.url]
+
+
+def register(server: LabtrackServer, user: str, name: str, metric: float | None) -> str:
+    """A run of ``user`` logging ``metric`` (none when None), registered as a new version."""
+    tracking = server.tracking(user)
+    run = tracking.create_run(_experiment(server), run_name="training")
     if metric is not None:
         tracking.log_metric(run.info.run_id, METRIC, metric, step=0)
     tracking.write_artifact(run.info.run_id, "model/weights.txt", b"weights")
@@ -148,6 +153,31 @@ def test_a_request_for_a_good_version_is_approved(server, gate, model):
 
     delivery = wait_for(lambda: settled_delivery(server, webhook.id), "the delivery's outcome")
     assert (delivery.status, delivery.response_status) == (DeliveryStatus.DELIVERED, 200)
+
+
+def test_a_version_registered_from_a_logged_model_is_judged_by_its_run(server, gate, model):
+    """A version registered from ``models:/<model_id>`` (as ``mlflow.register_model`` does
+    for MLflow 3 models) is judged by the metric of the logged model's source run."""
+    name, _ = model
+    _, process, log = gate
+    tracking = server.tracking("ann")
+    run = tracking.create_run(_experiment(server), run_name="training")
+    tracking.log_metric(run.info.run_id, METRIC, 0.96, step=0)
+    created = server.call("ann", "POST", "/api/2.0/mlflow/logged-models",
+                          experiment_id=_experiment(server), name="model",
+                          source_run_id=run.info.run_id)
+    assert created.status_code == 200, created.text
+    model_id = created.json()["model"]["info"]["model_id"]
+    version = server.registry("ann").create_model_version(
+        name, f"models:/{model_id}", model_id=model_id).version
+    server.registry("ann").create_transition_request(name, version, "Production")
+
+    activity = wait_for(lambda: decision(server, name, version),
+                        f"the gate's decision on version {version}", process=process)
+    assert activity.activity_type == ActivityType.APPROVED_REQUEST, (
+        activity.comment, log.read_text())
+    assert "0.96" in activity.comment
+    assert stages(server, name) == {"1": "Archived", version: "Production"}
 
 
 @pytest.mark.parametrize(("metric", "reason"), [(0.62, "below the required"),
