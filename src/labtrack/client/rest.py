@@ -364,3 +364,73 @@ class RestTrackingService:
             with open(target, "wb") as out:
                 for chunk in response.iter_content(_CHUNK_BYTES):
                     out.write(chunk)
+
+    # -- logged models and artifacts addressed by URI (``labtrack.pyfunc.log_model``) --------
+
+    def create_logged_model(self, experiment_id, name=None, model_type=None,
+                            source_run_id=None, params=None, tags=None) -> LoggedModel:
+        """A new logged model (PENDING) whose files are then uploaded to its location."""
+        data = self._post("/api/2.0/mlflow/logged-models", experiment_id=str(experiment_id),
+                          name=name, model_type=model_type, source_run_id=source_run_id,
+                          params=_key_values(params), tags=_key_values(tags))
+        return LoggedModel.from_dict(data["model"])
+
+    def finalize_logged_model(self, model_id, status) -> LoggedModel:
+        """Mark a logged model LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED."""
+        data = self._call("PATCH",
+                          f"/api/2.0/mlflow/logged-models/{quote(str(model_id), safe='')}",
+                          body={"model_id": str(model_id), "status": str(status)})
+        return LoggedModel.from_dict(data["model"])
+
+    def _proxied_root(self, artifact_uri: str) -> str:
+        if not artifact_uri.startswith(PROXY_SCHEME):
+            raise InvalidParameterValue(
+                f"'{artifact_uri}' is not an artifact location of this server "
+                f"({PROXY_SCHEME}/…); it cannot be reached over HTTP.")
+        return safe_relative_path(artifact_uri[len(PROXY_SCHEME):].strip("/"))
+
+    def _proxied_url(self, root: str, path: str = "") -> str:
+        relative = safe_relative_path(path)
+        full = f"{root}/{relative}" if relative else root
+        return f"{self.base_url}/api/2.0/mlflow-artifacts/artifacts/{quote(full)}"
+
+    def upload_artifacts_to(self, artifact_uri: str, local_dir) -> None:
+        """Upload every file under ``local_dir`` to the ``mlflow-artifacts:`` location
+        ``artifact_uri``, keeping relative paths."""
+        root = self._proxied_root(artifact_uri)
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise InvalidParameterValue(f"'{local_dir}' is not a directory.")
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            self._upload(self._proxied_url(root, file.relative_to(source).as_posix()), file)
+
+    def list_artifacts_at(self, artifact_uri: str, path: str | None = None) -> list[FileInfo]:
+        """The files directly under ``path`` of an ``mlflow-artifacts:`` location (paths
+        relative to the location)."""
+        root = self._proxied_root(artifact_uri)
+        relative = safe_relative_path(path)
+        folder = f"{root}/{relative}" if relative else root
+        data = self._get("/api/2.0/mlflow-artifacts/artifacts", path=folder)
+        return [FileInfo(posixpath.join(relative, f["path"]) if relative else f["path"],
+                         bool(f.get("is_dir")), f.get("file_size"))
+                for f in data.get("files", [])]
+
+    def download_artifacts_from(self, artifact_uri: str, dst_path) -> str:
+        """Copy the folder at an ``mlflow-artifacts:`` location into ``dst_path``; returns
+        ``dst_path``."""
+        root = self._proxied_root(artifact_uri)
+        destination = Path(dst_path)
+        destination.mkdir(parents=True, exist_ok=True)
+        pending = [""]
+        found = False
+        while pending:
+            folder = pending.pop()
+            for info in self.list_artifacts_at(artifact_uri, folder or None):
+                found = True
+                if info.is_dir:
+                    pending.append(info.path)
+                else:
+                    self._download(self._proxied_url(root, info.path), destination / info.path)
+        if not found:
+            raise ResourceDoesNotExist(f"No artifacts at '{artifact_uri}'.")
+        return str(destination)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labtrack import config
+from labtrack.client.logged_models import LoggedModelsClientMixin
 from labtrack.client.registry import RegistryClientMixin
 from labtrack.client.rest import RestTrackingService
 from labtrack.client.rest_registry import RestRegistryService
@@ -88,9 +89,10 @@ def _local_registry(service: TrackingService) -> RegistryService:
     return RegistryService(service, settings, WebhookDispatcher(service.store, allowed))
 
 
-class TrackingClient(RegistryClientMixin):
-    """Experiments, runs, metrics, params, tags and artifacts of one tracking URI, and its
-    model registry (see ``RegistryClientMixin``).
+class TrackingClient(RegistryClientMixin, LoggedModelsClientMixin):
+    """Experiments, runs, metrics, params, tags and artifacts of one tracking URI, its
+    model registry (see ``RegistryClientMixin``) and its logged models (see
+    ``LoggedModelsClientMixin``).
 
     :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store, or
         ``http(s)://…`` for a labtrack server (token from ``LABTRACK_TRACKING_TOKEN``);
