@@ -191,7 +191,9 @@ class TrackingClient(RegistryClientMixin, LoggedModelsClientMixin):
         """End a run: its buffered points are stored and its status set in one step."""
         columns = self._writer.take(run_id)
         try:
-            return self._service.end_run(run_id, status, end_time, columns)
+            info = self._service.end_run(run_id, status, end_time, columns)
+            self._writer.announce({run_id})
+            return info
         except LabtrackError as error:
             lost = sum(len(c[0]) for c in columns.values())
             if not lost:

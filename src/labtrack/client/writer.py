@@ -11,6 +11,7 @@ written.
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing.util
 import os
 import threading
@@ -28,6 +29,7 @@ WAKE_AT_POINTS = 50_000
 BACKPRESSURE_AT_POINTS = 500_000
 
 _writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+log = logging.getLogger("labtrack.writer")
 
 
 class MetricWriterError(LabtrackError):
@@ -57,6 +59,8 @@ class MetricWriter:
         self._lost = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
+        # Called with the ids of the runs whose points were just stored (live widgets).
+        self._listeners: list[Callable[[set[str]], None]] = []
 
     # -- producer side -----------------------------------------------------------------------
 
@@ -137,13 +141,36 @@ class MetricWriter:
             by_run: dict[str, dict[str, tuple[tuple, tuple, tuple]]] = {}
             for (run_id, key), points in pending.items():
                 by_run.setdefault(run_id, {})[key] = _columns(points)
+            stored: set[str] = set()
             for run_id, columns in by_run.items():
                 try:
                     self._sink(run_id, columns)
+                    stored.add(run_id)
                 except Exception as error:  # kept and raised to the caller, see _raise_errors
                     with self._lock:
                         self._errors.append(error)
                         self._lost += sum(len(c[0]) for c in columns.values())
+        if stored:
+            self._notify(stored)
+
+    def add_listener(self, callback: Callable[[set[str]], None]) -> None:
+        """Call ``callback(run_ids)`` after each write (from the writing thread)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[set[str]], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def announce(self, run_ids: set[str]) -> None:
+        """Tell listeners these runs changed outside the buffer (e.g. a run just ended)."""
+        self._notify(run_ids)
+
+    def _notify(self, run_ids: set[str]) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(run_ids)
+            except Exception:  # a broken display must not stop logging
+                log.exception("labtrack: a metric listener failed")
 
     def close(self) -> None:
         """Write what is buffered and stop the thread (a later ``add`` restarts nothing)."""

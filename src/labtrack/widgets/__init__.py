@@ -1,0 +1,9 @@
+"""Notebook widgets (anywidget): live runs, run tables, metric charts, the registry.
+
+Each widget talks to the kernel over the widget channel (no second port, no iframe) and has
+a static fallback in its MIME bundle, so a saved notebook still shows it without a kernel.
+"""
+
+from labtrack.widgets.live_run import LiveRun
+
+__all__ = ["LiveRun"]
