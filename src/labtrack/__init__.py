@@ -65,6 +65,13 @@ from labtrack.errors import LabtrackError
 __version__ = "0.1.0"
 
 
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext labtrack``: registers the ``%mlrun`` / ``%%mlrun`` magics."""
+    from labtrack.notebook.magics import load
+
+    load(ipython)
+
+
 def _jupyter_server_extension_points() -> list[dict]:
     """Tells jupyter_server where the extension lives (imported only when it loads)."""
     from labtrack.server.app import LabTrack

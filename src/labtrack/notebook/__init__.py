@@ -1,0 +1,1 @@
+"""Notebook integration: the ``%mlrun`` magics and run provenance."""
