@@ -26,7 +26,11 @@ await build({
   logLevel: "info",
 });
 
+// One stylesheet for every widget: uPlot's, then each widget's own (lib/*.css, sorted).
 const uplotCss = readFileSync(join(root, "node_modules", "uplot", "dist", "uPlot.min.css"), "utf8");
-const ownCss = readFileSync(join(root, "widgets", "lib", "widgets.css"), "utf8");
-writeFileSync(join(out, "widgets.css"), `${uplotCss}\n${ownCss}`);
+const ownCss = readdirSync(join(root, "widgets", "lib"))
+  .filter((name) => name.endsWith(".css"))
+  .sort()
+  .map((name) => readFileSync(join(root, "widgets", "lib", name), "utf8"));
+writeFileSync(join(out, "widgets.css"), [uplotCss, ...ownCss].join("\n"));
 console.log(`widgets: ${entryPoints.length} module(s) and widgets.css in ${out}`);
