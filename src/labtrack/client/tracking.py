@@ -82,9 +82,11 @@ def _backend(tracking_uri: str) -> _Backend:
 
 def _local_registry(service: TrackingService) -> RegistryService:
     """In-process registry of a local store: its one user administers it (as in single-user
-    Jupyter); events still reach the store's webhooks."""
+    Jupyter) and may approve their own requests — the distinct-approver rule needs a second
+    person, which only a shared server has. Events still reach the store's webhooks."""
     allowed = config.webhook_allowed_hosts()
     settings = RegistrySettings(admins=frozenset({current_user()}),
+                                require_distinct_approver=frozenset(),
                                 webhook_allowed_hosts=allowed)
     return RegistryService(service, settings, WebhookDispatcher(service.store, allowed))
 
