@@ -1,0 +1,161 @@
+"""A real JupyterLab and a real Chromium (Debian's, driven by Playwright).
+
+Playwright's own browser download is impossible here, so it drives the system Chromium
+(`apt-get install chromium`, which .ci/run does). Screenshots land in test-output/screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
+TOKEN = "browser-test-token"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Chromium is needed for the browser tests: apt-get install chromium "
+                    "(.ci/run installs it).")
+    return path
+
+
+class Lab:
+    def __init__(self, url: str, root: Path, store: Path):
+        self.url = url
+        self.root = root
+        self.store = store
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={TOKEN}"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("lab")
+    root, store = base / "notebooks", base / "store"
+    root.mkdir()
+    port = _free_port()
+    env = {**os.environ, "LABTRACK_HOME": str(base / "home"),
+           "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "rt")}
+    env.pop("LABTRACK_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
+         f"--ServerApp.root_dir={root}", f"--LabTrack.tracking_uri={store}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if requests.get(f"{url}/api/status", params={"token": TOKEN}, timeout=5).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"JupyterLab did not start: {process.communicate()[1][-3000:]}")
+        time.sleep(0.3)
+    yield Lab(url, root, store)
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(),
+                                              args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [],
+                   "execution_count": None} for source in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }))
+
+
+def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 240) -> None:
+    """Open a notebook, wait for its kernel, run every cell and wait until all ran."""
+    page.goto(lab.notebook_url(name))
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=120_000)
+    page.click(".jp-Notebook")
+    page.keyboard.press("Control+Shift+c")
+    page.keyboard.type("Run All Cells")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        """() => {
+            const prompts = Array.from(document.querySelectorAll(
+                '.jp-CodeCell .jp-InputArea-prompt'));
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""",
+        timeout=timeout_s * 1000,
+    )
+
+
+def screenshot(target, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    target.screenshot(path=str(path))
+    return path
+
+
+def canvas_ink(page, selector: str) -> int:
+    """How many non-transparent pixels the first canvas under ``selector`` holds."""
+    return page.evaluate(
+        """(selector) => {
+            const canvas = document.querySelector(selector + ' canvas');
+            if (!canvas) return 0;
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width,
+                                                              canvas.height).data;
+            let inked = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++;
+            return inked;
+        }""",
+        selector,
+    )
