@@ -234,6 +234,16 @@ async def test_search_filters_by_tag(api):
     assert await search_names(api, filter="tags.team = 'vision'") == ["a"]
 
 
+async def test_search_with_the_mlflow_3_clients_prompt_filter_keeps_plain_models(api):
+    # MlflowClient.search_registered_models always adds this clause; MLflow's store reads it
+    # as "not a prompt", which models without the tag are.
+    await api.create_registered_model("plain")
+    await api.create_registered_model(
+        "prompt", tags=[{"key": "mlflow.prompt.is_prompt", "value": "true"}])
+    found = await search_names(api, filter="tag.`mlflow.prompt.is_prompt` != 'true'")
+    assert found == ["plain"]
+
+
 async def test_search_orders_by_name_descending(api):
     for name in ("b", "c", "a"):
         await api.create_registered_model(name)
