@@ -313,6 +313,35 @@ async def test_download_uri_of_a_runs_source_is_the_runs_uri(api):
     assert data == {"artifact_uri": f"runs:/{run_id}/model"}
 
 
+async def test_download_uri_of_a_logged_model_source_is_the_models_artifact_uri(api):
+    # MLflow 3 resolves models:/<model_id> to the logged model's artifact location.
+    await api.create_registered_model("model")
+    logged = (await api.create_logged_model())["info"]
+    await api.create_model_version(source=f"models:/{logged['model_id']}",
+                                   model_id=logged["model_id"])
+    _, data = await api.get("model-versions/get-download-uri",
+                            {"name": "model", "version": "1"})
+    assert data == {"artifact_uri": logged["artifact_uri"]}
+
+
+async def test_a_version_from_a_logged_model_takes_its_source_run(api):
+    await api.create_registered_model("model")
+    run_id, _ = await run_artifact_uri(api)
+    logged = (await api.create_logged_model(source_run_id=run_id))["info"]
+    version = await api.create_model_version(source=f"models:/{logged['model_id']}",
+                                             model_id=logged["model_id"])
+    assert version.get("run_id") == run_id
+
+
+async def test_download_uri_of_a_registered_version_source_is_that_versions_uri(api):
+    await model_with_versions(api, 1, name="base")
+    await api.create_registered_model("model")
+    await api.create_model_version(source="models:/base/1")
+    _, data = await api.get("model-versions/get-download-uri",
+                            {"name": "model", "version": "1"})
+    assert data == {"artifact_uri": MODEL_SOURCE}
+
+
 async def test_download_uri_of_an_unknown_version_is_404(api):
     await api.create_registered_model("model")
     status, data = await api.get("model-versions/get-download-uri",
