@@ -12,6 +12,7 @@ from labtrack.errors import LabtrackError
 COMMAND_MODULES = (
     "labtrack.server.commands",
     "labtrack.models.commands",
+    "labtrack.projects.commands",
 )
 
 
