@@ -21,7 +21,7 @@ from typing import Any
 from labtrack import config
 from labtrack.client.logged_models import LoggedModelsClientMixin
 from labtrack.client.registry import RegistryClientMixin
-from labtrack.client.rest import RestTrackingService
+from labtrack.client.rest import TOKEN_ENV, RestTrackingService
 from labtrack.client.rest_registry import RestRegistryService
 from labtrack.client.run_context import USER_TAG, current_user
 from labtrack.client.writer import MetricWriter, MetricWriterError
@@ -54,7 +54,7 @@ class _Backend:
     writer: MetricWriter
 
 
-_backends: dict[str, _Backend] = {}
+_backends: dict[tuple[str, str], _Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -62,18 +62,23 @@ def _is_remote(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
 
-def _backend(tracking_uri: str) -> _Backend:
-    """One service and one writer per store per process, whichever client asks."""
+def _backend(tracking_uri: str, token: str | None = None) -> _Backend:
+    """One service and one writer per store (and, for a server, per token: each token is
+    another user) per process, whichever client asks."""
     remote = _is_remote(tracking_uri)
-    key = tracking_uri.rstrip("/") if remote else str(config.sqlite_database_path(tracking_uri))
+    if remote:
+        token = token or os.environ.get(TOKEN_ENV)
+        key = (tracking_uri.rstrip("/"), token or "")
+    else:
+        key = (str(config.sqlite_database_path(tracking_uri)), "")
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
             if remote:
-                service = RestTrackingService(key)
+                service = RestTrackingService(key[0], token=token)
                 registry = RestRegistryService(service)
             else:
-                service = TrackingService(SqliteStore(key))
+                service = TrackingService(SqliteStore(key[0]))
                 registry = _local_registry(service)
             writer = MetricWriter(service.log_metric_columns, interval=config.flush_interval())
             backend = _backends[key] = _Backend(service, registry, writer)
@@ -97,13 +102,16 @@ class TrackingClient(RegistryClientMixin, LoggedModelsClientMixin):
     ``LoggedModelsClientMixin``).
 
     :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store, or
-        ``http(s)://…`` for a labtrack server (token from ``LABTRACK_TRACKING_TOKEN``);
+        ``http(s)://…`` for a labtrack server;
+    :param token: the server token (default ``LABTRACK_TRACKING_TOKEN``); clients with
+        different tokens act as different users;
         default ``LABTRACK_TRACKING_URI`` or the embedded store in the user's data directory.
     """
 
-    def __init__(self, tracking_uri: str | os.PathLike | None = None):
+    def __init__(self, tracking_uri: str | os.PathLike | None = None,
+                 token: str | None = None):
         self.tracking_uri = str(tracking_uri) if tracking_uri else config.default_tracking_uri()
-        backend = _backend(self.tracking_uri)
+        backend = _backend(self.tracking_uri, token)
         self._service = backend.service
         self._registry = backend.registry
         self._writer = backend.writer

@@ -222,9 +222,9 @@ class RegistryService:
         self.store.set_registered_model_tag(name, key, value, now_ms())
 
     def delete_registered_model_tag(self, name: str, key: str, *, user: str) -> None:
+        # Deleting an absent tag is a no-op, as in MLflow.
         self._model(name, user, EDIT, "deleting a tag")
-        if not self.store.delete_registered_model_tag(name, validation.validate_key("Tag", key)):
-            raise ResourceDoesNotExist(f"No tag with key '{key}' on registered model '{name}'.")
+        self.store.delete_registered_model_tag(name, validation.validate_key("Tag", key))
 
     # -- versions ----------------------------------------------------------------------------
 
@@ -254,6 +254,9 @@ class RegistryService:
                              model_id: str | None = None, *, user: str) -> ModelVersion:
         self._model(name, user, EDIT, "creating a version")
         source = self._check_source(source)
+        if model_id:
+            logged = self.tracking.get_logged_model(model_id)
+            run_id = run_id or logged.source_run_id  # MLflow fills it from the model
         if run_id:
             self.tracking.get_run_info(run_id)
         checked_tags = dict(_registry_tag(k, v) for k, v in (tags or {}).items())
@@ -305,11 +308,10 @@ class RegistryService:
 
     def delete_model_version_tag(self, name: str, version: str, key: str, *,
                                  user: str) -> None:
+        # Deleting an absent tag is a no-op, as in MLflow.
         found = self._version(name, version, user, EDIT, "deleting a version tag")
-        if not self.store.delete_model_version_tag(name, found.version,
-                                                   validation.validate_key("Tag", key)):
-            raise ResourceDoesNotExist(
-                f"No tag with key '{key}' on version {version} of '{name}'.")
+        self.store.delete_model_version_tag(name, found.version,
+                                            validation.validate_key("Tag", key))
 
     def get_latest_versions(self, name: str, stages: Sequence[str] | None = None, *,
                             user: str) -> list[ModelVersion]:
@@ -317,7 +319,12 @@ class RegistryService:
         return self.store.latest_versions(name, [ModelStage.parse(s) for s in stages or ()])
 
     def get_model_version_download_uri(self, name: str, version: str, *, user: str) -> str:
-        return self._version(name, version, user).source
+        """Where the version's files are: its source, or — for a version registered from
+        a logged model (``models:/m-…``) — that model's artifact location."""
+        found = self._version(name, version, user)
+        if found.model_id and found.source.startswith("models:/"):
+            return self.tracking.get_logged_model(found.model_id).artifact_location
+        return found.source
 
     # -- aliases -----------------------------------------------------------------------------
 
@@ -347,7 +354,7 @@ class RegistryService:
         self._model(name, user, MANAGE_STAGING, "deleting an alias")
         previous = self.store.version_for_alias(name, alias)
         if previous is None:
-            raise ResourceDoesNotExist(f"Registered model alias {alias} not found.")
+            return  # nothing to delete: a no-op, as in MLflow
         self.store.delete_alias(name, alias, now_ms(), ActivityRecord(
             ActivityType.ALIAS_DELETED, user, previous,
             system_comment=f"Alias '{alias}' removed from version {previous}."))
@@ -356,7 +363,8 @@ class RegistryService:
         self._model(name, user)
         version = self.store.version_for_alias(name, alias)
         if version is None:
-            raise ResourceDoesNotExist(f"Registered model alias {alias} not found.")
+            # MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
+            raise InvalidParameterValue(f"Registered model alias {alias} not found.")
         return self._version(name, version, user)
 
     # -- stages ------------------------------------------------------------------------------

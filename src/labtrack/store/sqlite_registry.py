@@ -737,6 +737,10 @@ def _condition(comparison: Comparison, columns: dict[str, str], tag_table: str,
     if comparison.entity == Entity.ATTRIBUTE:
         return value_condition(columns[comparison.key], comparison)
     exists = f"SELECT 1 FROM {tag_table} x WHERE {join} AND x.key = ?"
+    if comparison.operator == "!=":
+        # Registry tags: a model without the tag differs from any value (MLflow's clients
+        # rely on it: they exclude prompts with tags.`mlflow.prompt.is_prompt` != 'true').
+        return f"NOT EXISTS ({exists} AND x.value = ?)", [comparison.key, comparison.value]
     if comparison.operator == "IS NULL":
         return f"NOT EXISTS ({exists})", [comparison.key]
     if comparison.operator == "IS NOT NULL":
