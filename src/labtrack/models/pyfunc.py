@@ -16,6 +16,7 @@ MLflow's pyfunc and scikit-learn models, or any model whose loader module can be
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import importlib
 import inspect
@@ -388,14 +389,34 @@ def _signature_from_example(folder: Path, example: tuple[Any, dict | None]) -> M
     data, params = example
     signature = infer_signature(data, params=params)
     try:
-        loaded = load_model(folder)
-        output = loaded._impl.predict(data, params=params) if loaded._impl_takes_params \
-            else loaded._impl.predict(data)
+        with _imports_restored(reqs.local_modules_of([folder / CODE])):
+            loaded = load_model(folder)
+            output = loaded._impl.predict(data, params=params) if loaded._impl_takes_params \
+                else loaded._impl.predict(data)
         signature.outputs = infer_schema(output) if output is not None else None
     except Exception as error:  # the model's own code: report and keep the input schema
         log.warning("The output schema was not inferred: predicting the input example "
                     "failed: %s", error)
     return signature
+
+
+@contextlib.contextmanager
+def _imports_restored(names: set[str]):
+    """Leave ``sys.path`` and the modules ``names`` as they were: loading a model being saved
+    must not replace the caller's own modules (which ``importlib.reload`` would then refuse)."""
+    path = list(sys.path)
+
+    def owned(module: str) -> bool:
+        return module.split(".", 1)[0] in names
+
+    modules = {name: module for name, module in sys.modules.items() if owned(name)}
+    try:
+        yield
+    finally:
+        sys.path[:] = path
+        for name in [name for name in sys.modules if owned(name)]:
+            del sys.modules[name]
+        sys.modules.update(modules)
 
 
 def log_model(

@@ -191,6 +191,22 @@ def _frame(key: str, value: Any) -> pd.DataFrame:
             f"representation in 'records' format. Error: {error}") from None
 
 
+def _split_as_tensor(value: Any, spec: TensorSpec) -> np.ndarray:
+    """``dataframe_split`` for a model taking one unnamed tensor: the rows as an array (what
+    the DataFrame would become), without building the DataFrame."""
+    if not isinstance(value, Mapping) or "data" not in value or set(value) - {
+            "columns", "data", "index"}:
+        return _frame(DF_SPLIT, value).to_numpy()  # the DataFrame path's errors
+    array = _array(value["data"], spec.dtype, "'dataframe_split' data")
+    columns = value.get("columns")
+    if columns is not None and (array.ndim != 2 or len(columns) != array.shape[1]):
+        raise PayloadError(
+            "Invalid input. Provided dataframe_split field is not a valid dataframe "
+            f"representation in 'split' format: {len(columns)} columns passed, the data has "
+            f"shape {array.shape}.")
+    return array
+
+
 def parse_json_payload(body: bytes | str, schema: Schema | None = None
                        ) -> tuple[Any, dict[str, Any] | None]:
     """``(data, params)`` of a JSON scoring payload; raises ``PayloadError``."""
@@ -213,6 +229,9 @@ def parse_json_payload(body: bytes | str, schema: Schema | None = None
         raise PayloadError(
             f"Invalid input. 'params' must be a JSON object; got {type(params).__name__}.")
     key = formats[0]
+    if key == DF_SPLIT and schema is not None and schema.is_tensor_spec() and len(
+            schema) == 1 and not schema.has_input_names():
+        return _split_as_tensor(payload[key], schema.inputs[0]), params
     if key in (DF_SPLIT, DF_RECORDS):
         return _frame(key, payload[key]), params
     return _tf_serving(key, payload[key], schema), params

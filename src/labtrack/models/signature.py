@@ -569,6 +569,7 @@ def _enforce_columns(data: Any, schema: Schema) -> pd.DataFrame:
                 f"{schema.input_names()}; the input has {[str(c) for c in frame.columns]}.")
         columns = {}
         lookup = {str(c): c for c in frame.columns}
+        unchanged = True
         for spec in schema.inputs:
             if spec.name not in present:
                 continue
@@ -578,9 +579,13 @@ def _enforce_columns(data: Any, schema: Schema) -> pd.DataFrame:
                     raise SchemaError(
                         f"Column '{spec.name}' is required by the signature but has missing "
                         "values.")
-                columns[spec.name] = _cast_column(spec.name, values, spec.type)
+                checked = _cast_column(spec.name, values, spec.type)
             else:
-                columns[spec.name] = _check_nested(spec.name, values, spec.type, spec.required)
+                checked = _check_nested(spec.name, values, spec.type, spec.required)
+            unchanged = unchanged and checked is values
+            columns[spec.name] = checked
+        if unchanged and list(frame.columns) == list(columns):
+            return frame  # already the signature's columns, in order, of the right types
         return pd.DataFrame(columns, index=frame.index)
     if len(frame.columns) < len(schema):
         raise SchemaError(

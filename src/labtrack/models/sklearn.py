@@ -35,7 +35,7 @@ from typing import Any
 
 import cloudpickle
 
-from labtrack.errors import InvalidParameterValue, LabtrackError
+from labtrack.errors import InvalidParameterValue
 from labtrack.models import requirements as reqs
 from labtrack.models.mlmodel import (
     MLMODEL_FILE_NAME,
@@ -366,7 +366,7 @@ def _autologged_fit(original: Any, estimator: Any, args: tuple, kwargs: dict) ->
         raise
     try:
         _log_fit(estimator, run.info.run_id, args, kwargs)
-    except (LabtrackError, OSError, ValueError, TypeError) as error:
+    except Exception as error:  # logging must never fail the user's fit
         if not _AUTOLOG.settings.get("silent"):
             log.warning("labtrack autologging could not log the fit of %s: %s",
                         type(estimator).__name__, error)
@@ -394,10 +394,10 @@ def _fit_data(estimator: Any, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]
 
 
 def _param_value(value: Any) -> str:
-    from labtrack.services.validation import MAX_PARAM_VAL_LENGTH
+    from labtrack.services.validation import MAX_PARAM_VALUE_LENGTH
 
     text = str(value)
-    return text if len(text) <= MAX_PARAM_VAL_LENGTH else text[:MAX_PARAM_VAL_LENGTH]
+    return text if len(text) <= MAX_PARAM_VALUE_LENGTH else text[:MAX_PARAM_VALUE_LENGTH]
 
 
 def _training_metrics(estimator: Any, x: Any, y: Any, weight: Any) -> dict[str, float]:
