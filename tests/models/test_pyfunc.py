@@ -216,6 +216,31 @@ def test_two_versions_of_a_code_module_serve_side_by_side(tmp_path, frame):
     assert second.predict(frame).tolist() == [201.0, 202.0, 203.0]
 
 
+def test_one_class_saved_with_two_logic_versions_keeps_both(tmp_path, frame):
+    """A notebook saves the same PythonModel class twice, with two versions of its rules
+    module; loaded side by side (here, and in a server), each keeps its own code."""
+    rules = _module(tmp_path, "pricing_rules", "MARKUP = 1\n")
+    sys.path.insert(0, str(rules.parent))
+    try:
+        import pricing_rules
+
+        class Priced(labtrack.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                return model_input["x"] * pricing_rules.MARKUP
+
+        labtrack.pyfunc.save_model(tmp_path / "v1", python_model=Priced(), code_paths=[rules])
+        rules.write_text("MARKUP = 2\n")
+        labtrack.pyfunc.save_model(tmp_path / "v2", python_model=Priced(), code_paths=[rules])
+    finally:
+        sys.path.remove(str(rules.parent))
+        sys.modules.pop("pricing_rules", None)
+    first = labtrack.pyfunc.load_model(tmp_path / "v1")
+    second = labtrack.pyfunc.load_model(tmp_path / "v2")
+    assert first.predict(frame).tolist() == [1.0, 2.0, 3.0]
+    assert second.predict(frame).tolist() == [2.0, 4.0, 6.0]
+    assert first.predict(frame).tolist() == [1.0, 2.0, 3.0]  # not overwritten by the second
+
+
 def test_custom_loader_module(tmp_path):
     _module(tmp_path, "my_loader", """
         class Model:

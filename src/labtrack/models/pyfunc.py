@@ -23,6 +23,7 @@ import inspect
 import logging
 import lzma
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -521,6 +522,37 @@ def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None 
     return PyFuncModel(model, impl, folder)
 
 
+# cloudpickle rebuilds a class pickled by value through one of these, with a "tracker id" as
+# the argument at this position: another class of the same tracker id already loaded in the
+# process is then reused — and its methods overwritten. Two versions of a model defined in one
+# notebook share that id, so loading both would give both the last one's code.
+_TRACKED_RECONSTRUCTORS = {"_make_skeleton_class": 4, "_make_skeleton_enum": 5}
+
+
+class _FreshClassUnpickler(pickle.Unpickler):
+    """cloudpickle's unpickling, except that every class pickled by value is rebuilt as a new
+    class: each loaded model keeps its own code, whatever else the process has loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = super().find_class(module, name)
+        position = _TRACKED_RECONSTRUCTORS.get(name)
+        if position is None or not module.startswith("cloudpickle"):
+            return found
+
+        def untracked(*args: Any) -> Any:
+            args = list(args)
+            if len(args) > position:
+                args[position] = None
+            return found(*args)
+
+        return untracked
+
+
+def load_pickle(stream: Any) -> Any:
+    """Unpickle a cloudpickle (or pickle) stream, each by-value class as a new class."""
+    return _FreshClassUnpickler(stream).load()
+
+
 def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None
                  ) -> _PythonModelWrapper:
     """Loader of PythonModel folders (``loader_module: mlflow.pyfunc.model``)."""
@@ -541,7 +573,7 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None
                     saved_version, cloudpickle.__version__)
     try:
         with opener(os.path.join(folder, pickled), "rb") as stream:
-            python_model = cloudpickle.load(stream)
+            python_model = load_pickle(stream)
     except (ImportError, AttributeError) as error:
         raise ModelLoadError(
             f"The pickled model needs code that cannot be imported here: {error}. Install the "

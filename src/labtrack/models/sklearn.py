@@ -54,6 +54,7 @@ from labtrack.models.pyfunc import (
     ModelLoadError,
     add_to_model,
     copy_code_paths,
+    load_pickle,
 )
 from labtrack.models.signature import ModelSignature, infer_schema, infer_signature
 from labtrack.models.uri import download_model
@@ -106,9 +107,7 @@ def _load(path: str, serialization_format: str, trusted: Sequence[str] | None = 
                 "package: pip install skops") from None
         return skops.io.load(path, trusted=trusted)
     with open(path, "rb") as stream:
-        if serialization_format == SERIALIZATION_FORMAT_PICKLE:
-            return pickle.load(stream)  # noqa: S301 - a model file the user chose to load
-        return cloudpickle.load(stream)
+        return load_pickle(stream)  # pickle and cloudpickle files alike
 
 
 def save_model(
