@@ -62,6 +62,7 @@ class LoggedModelsClientMixin:
             _strings(tags))
 
     def get_logged_model(self, model_id: str) -> LoggedModel:
+        """A logged model by id (``m-…``)."""
         return self._service.get_logged_model(model_id)
 
     def finalize_logged_model(self, model_id: str,

@@ -37,7 +37,6 @@ from typing import Any
 
 import yaml
 
-import labtrack
 from labtrack.errors import InvalidParameterValue, LabtrackError, ResourceDoesNotExist
 
 log = logging.getLogger("labtrack.models")
@@ -94,12 +93,15 @@ class Model:
         return self
 
     def get_input_schema(self):
+        """The signature's input schema, or None."""
         return self.signature.inputs if self.signature is not None else None
 
     def get_output_schema(self):
+        """The signature's output schema, or None."""
         return self.signature.outputs if self.signature is not None else None
 
     def get_params_schema(self):
+        """The signature's params schema, or None."""
         return self.signature.params if self.signature is not None else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +130,7 @@ class Model:
         return out
 
     def to_yaml(self) -> str:
+        """The MLmodel file's text."""
         return yaml.safe_dump(self.to_dict(), default_flow_style=False)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -136,6 +139,7 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        """A model from the parsed YAML."""
         from labtrack.models.signature import ModelSignature
 
         data = dict(data)
@@ -193,8 +197,8 @@ class Model:
         return ModelInfo(
             artifact_path=self.artifact_path,
             flavors=self.flavors,
-            model_uri=(f"models:/{self.model_id}" if self.model_id
-                       else f"runs:/{self.run_id}/{self.extra.get('name', '')}"),
+            model_uri=f"models:/{self.model_id}" if self.model_id else (
+                self.artifact_path or ""),
             model_uuid=self.model_uuid,
             run_id=self.run_id,
             model_id=self.model_id,
@@ -304,6 +308,7 @@ def save_input_example(model: Model, input_example: Any, path: str | os.PathLike
 
 
 def folder_size(path: str | os.PathLike) -> int:
+    """Total size in bytes of the files under ``path``."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
@@ -375,7 +380,3 @@ def log_model_folder(
         version = client.register_model(f"models:/{logged.model_id}", registered_model_name)
         info.registered_model_version = version.version
     return info
-
-
-def labtrack_version() -> str:
-    return labtrack.__version__

@@ -123,10 +123,12 @@ class PythonModelContext:
 
     @property
     def artifacts(self) -> dict[str, str]:
+        """Artifact name → local path of the copy inside the model folder."""
         return self._artifacts
 
     @property
     def model_config(self) -> dict[str, Any]:
+        """The model's configuration (saved with it, or given to load_model)."""
         return self._model_config
 
     def __repr__(self) -> str:
@@ -182,10 +184,12 @@ class PyFuncModel:
 
     @property
     def loader_module(self) -> str:
+        """The module that loaded the model (``mlflow.pyfunc.model``, ``mlflow.sklearn``…)."""
         return self._meta.flavors[FLAVOR_NAME][MAIN]
 
     @property
     def model_config(self) -> dict[str, Any]:
+        """The configuration a PythonModel was loaded with ({} otherwise)."""
         context = getattr(self._impl, "context", None)
         return context.model_config if context is not None else {}
 

@@ -97,6 +97,7 @@ class VariantStats:
         self._window: list[float] = []
 
     def record(self, seconds: float, status: int) -> None:
+        """Count one answered request and its latency."""
         with self._lock:
             self.requests += 1
             if status >= 400:
@@ -129,13 +130,16 @@ class Variant:
 
     @property
     def name(self) -> str:
+        """The variant's name (``a``, ``b``, …)."""
         return self.spec.name
 
     def swap(self, loaded: LoadedModel) -> None:
+        """Serve ``loaded`` from now on (requests in flight keep the old model)."""
         self.current = loaded  # one reference assignment: atomic for concurrent readers
         self.reloads += 1
 
     def describe(self) -> dict[str, Any]:
+        """What ``GET /variants`` shows of this variant."""
         current = self.current
         return {"name": self.name, "uri": self.spec.uri, "weight": self.spec.weight,
                 "model_version": current.version, "model_id": current.model_id,
@@ -183,19 +187,23 @@ class Router:
 
     @property
     def is_ab(self) -> bool:
+        """True when more than one variant is served."""
         return len(self.variants) > 1
 
     def by_name(self, name: str) -> Variant:
+        """The variant called ``name``."""
         for variant in self.variants:
             if variant.name == name:
                 return variant
         raise KeyError(name)
 
     def bucket(self, key: str) -> int:
+        """The routing bucket (0–9,999) of a request key: a stable hash."""
         digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(digest, "big") % _BUCKETS
 
     def choose(self, key: str | None = None) -> Variant:
+        """The variant for a request with this key (None: no key)."""
         if len(self.variants) == 1:
             return self.variants[0]
         if key:
@@ -245,6 +253,7 @@ class RegistryPoller(_Periodic):
         self.client = client
 
     def tick(self) -> None:
+        """Check every variant with a moving registry URI."""
         for variant in self.router.variants:
             if variant.reference.moves:
                 self.check(variant)
@@ -296,9 +305,11 @@ class MetricsReporter(_Periodic):
 
     @property
     def run_id(self) -> str:
+        """The id of the run the metrics go to."""
         return self.serving_run.info.run_id
 
     def tick(self) -> None:
+        """Log one interval's metrics of every variant."""
         from labtrack.entities import Metric
 
         with self._lock:

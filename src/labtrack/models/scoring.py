@@ -422,6 +422,7 @@ class ScoringServer:
 
     @property
     def url(self) -> str:
+        """``http://host:port`` (the bound port once started)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 

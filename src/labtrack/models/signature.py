@@ -115,6 +115,7 @@ class ColSpec:
     required: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """MLflow's JSON form of the column."""
         out = {"type": self.type.name} if isinstance(self.type, DataType) else dict(self.type)
         if self.name is not None:
             out["name"] = self.name
@@ -123,6 +124,7 @@ class ColSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColSpec:
+        """A column from MLflow's JSON form."""
         data = dict(data)
         name = data.pop("name", None)
         required = data.pop("required", True)
@@ -132,6 +134,7 @@ class ColSpec:
         return cls(_data_type(kind), name, True if required is None else bool(required))
 
     def type_name(self) -> str:
+        """The type's name (``double``, ``array``, …)."""
         return self.type.name if isinstance(self.type, DataType) else str(self.type["type"])
 
 
@@ -146,6 +149,7 @@ class TensorSpec:
     required = True
 
     def to_dict(self) -> dict[str, Any]:
+        """MLflow's JSON form of the tensor."""
         out: dict[str, Any] = {"name": self.name} if self.name is not None else {}
         out["type"] = "tensor"
         out["tensor-spec"] = {"dtype": self.dtype.name, "shape": list(self.shape)}
@@ -153,6 +157,7 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        """A tensor from MLflow's JSON form."""
         spec = data.get("tensor-spec")
         if not isinstance(spec, Mapping) or "dtype" not in spec or "shape" not in spec:
             raise InvalidParameterValue(
@@ -192,25 +197,32 @@ class Schema:
         return f"Schema({self.to_dict()!r})"
 
     def is_tensor_spec(self) -> bool:
+        """True for a schema of tensors (numpy input)."""
         return isinstance(self.inputs[0], TensorSpec)
 
     def has_input_names(self) -> bool:
+        """True when the columns or tensors are named."""
         return self.inputs[0].name is not None
 
     def input_names(self) -> list[str]:
+        """The names, in order."""
         return [spec.name for spec in self.inputs]
 
     def required_input_names(self) -> list[str]:
+        """The names of the required inputs."""
         return [spec.name for spec in self.inputs if spec.required]
 
     def to_dict(self) -> list[dict[str, Any]]:
+        """MLflow's JSON form (a list of specs)."""
         return [spec.to_dict() for spec in self.inputs]
 
     def to_json(self) -> str:
+        """The JSON string stored in the MLmodel file."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | list) -> Schema:
+        """A schema from its JSON string (or parsed list)."""
         items = json.loads(text) if isinstance(text, str) else text
         if not isinstance(items, list):
             raise InvalidParameterValue("A schema is a JSON list of column or tensor specs.")
@@ -229,6 +241,7 @@ class ParamSpec:
     shape: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """MLflow's JSON form of the param."""
         default = self.default
         if self.type == DataType.datetime and default is not None:
             default = ([v.isoformat() for v in default] if self.shape
@@ -241,6 +254,7 @@ class ParamSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ParamSpec:
+        """A param from MLflow's JSON form (its default checked against its type)."""
         if "name" not in data or "default" not in data or not (
                 "type" in data or "dtype" in data):
             raise InvalidParameterValue(
@@ -277,13 +291,16 @@ class ParamSchema:
         return f"ParamSchema({self.to_dict()!r})"
 
     def to_dict(self) -> list[dict[str, Any]]:
+        """MLflow's JSON form (a list of params)."""
         return [p.to_dict() for p in self.params]
 
     def to_json(self) -> str:
+        """The JSON string stored in the MLmodel file."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | list) -> ParamSchema:
+        """A params schema from its JSON string (or parsed list)."""
         items = json.loads(text) if isinstance(text, str) else text
         return cls([ParamSpec.from_dict(item) for item in items])
 
@@ -305,6 +322,7 @@ class ModelSignature:
                 f"params={self.params!r})")
 
     def to_dict(self) -> dict[str, str | None]:
+        """The MLmodel ``signature`` mapping: each part a JSON string or None."""
         return {
             "inputs": self.inputs.to_json() if self.inputs else None,
             "outputs": self.outputs.to_json() if self.outputs else None,
@@ -313,6 +331,7 @@ class ModelSignature:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSignature:
+        """A signature from the MLmodel ``signature`` mapping."""
         def read(key, kind):
             value = data.get(key)
             return kind.from_json(value) if value else None
