@@ -5,8 +5,6 @@ through the stock mlflow client (runs:/, models:/<model_id>, models:/<name>/<ver
 
 from __future__ import annotations
 
-import warnings
-
 import mlflow
 import mlflow.pyfunc
 import mlflow.sklearn
@@ -34,20 +32,18 @@ class Recommender(labtrack.pyfunc.PythonModel):
                              "items": [",".join(top)] * len(model_input)})
 
 
-with warnings.catch_warnings():  # mlflow asks for type hints when the class is created
-    warnings.simplefilter("ignore")
+class MlflowScaler(mlflow.pyfunc.PythonModel):
+    """An MLflow PythonModel with an artifact, a code_paths module and params (the type hint
+    keeps mlflow from warning that there is none)."""
 
-    class MlflowScaler(mlflow.pyfunc.PythonModel):
-        """An MLflow PythonModel with an artifact, a code_paths module and params."""
+    def load_context(self, context):
+        with open(context.artifacts["factor"]) as stream:
+            self.factor = float(stream.read())
 
-        def load_context(self, context):
-            with open(context.artifacts["factor"]) as stream:
-                self.factor = float(stream.read())
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        import mlflow_side_helper
 
-        def predict(self, context, model_input, params=None):
-            import mlflow_side_helper
-
-            return mlflow_side_helper.scale(model_input["x"], self.factor * params["k"])
+        return mlflow_side_helper.scale(model_input["x"], self.factor * params["k"])
 
 
 @pytest.fixture
