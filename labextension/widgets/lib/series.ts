@@ -14,6 +14,7 @@ export interface ISeriesEntry {
 export interface ISeries extends ISeriesEntry {
   x: Float64Array;
   y: (number | null)[];
+  color?: string; // set by a widget that colours series itself (e.g. one colour per run)
 }
 
 export function toFloat64(data: DataView | ArrayBuffer | null | undefined): Float64Array {
