@@ -5,5 +5,6 @@ a static fallback in its MIME bundle, so a saved notebook still shows it without
 """
 
 from labtrack.widgets.live_run import LiveRun
+from labtrack.widgets.metric_chart import MetricChart as MetricChart
 
 __all__ = ["LiveRun"]
