@@ -4,6 +4,8 @@ Each widget talks to the kernel over the widget channel (no second port, no ifra
 a static fallback in its MIME bundle, so a saved notebook still shows it without a kernel.
 """
 
+from labtrack.widgets.comparison import ParallelCoordinates as ParallelCoordinates
+from labtrack.widgets.comparison import Scatter as Scatter
 from labtrack.widgets.live_run import LiveRun
 from labtrack.widgets.metric_chart import MetricChart as MetricChart
 
