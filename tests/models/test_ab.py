@@ -16,7 +16,7 @@ import requests
 
 import labtrack
 import labtrack.pyfunc
-from labtrack.models.routing import Router, Variant, VariantSpec
+from labtrack.models.routing import RegistryPoller, Router, Variant, VariantSpec
 from labtrack.models.scoring import VARIANT_HEADER, VERSION_HEADER
 from tests.models.conftest import wait_for
 from tests.models.test_scoring import _start_cli, _stop_cli
@@ -209,3 +209,38 @@ def test_hash_routing_follows_the_weights():
     picks = Counter(router.choose(f"k{n}").name for n in range(10_000))
     assert abs(picks["a"] / 10_000 - 0.75) <= 0.02
     assert all(router.choose("same").name == router.choose("same").name for _ in range(50))
+
+
+def test_a_broken_version_is_not_swapped_in(fluent_uri, serve):
+    """The poller keeps serving the current version when the new one fails to load, and
+    picks up the next good one."""
+
+    class Broken(labtrack.pyfunc.PythonModel):
+        def load_context(self, context):
+            raise RuntimeError("missing feature store credentials")
+
+        def predict(self, model_input):
+            return [0] * len(model_input)
+
+    client = labtrack.TrackingClient(fluent_uri)
+    for model in (constant_model(1), Broken(), constant_model(3)):
+        with labtrack.start_run():
+            labtrack.pyfunc.log_model("model", python_model=model,
+                                      registered_model_name="flaky")
+    client.set_registered_model_alias("flaky", "live", 1)
+    server = serve(models=["models:/flaky@live"], poll_interval=None, tracking_uri=fluent_uri)
+    variant = server.router.variants[0]
+    poller = RegistryPoller(server.router, client, interval=3600)
+
+    def answer():
+        response = requests.post(f"{server.url}/invocations", json=BODY, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.headers[VERSION_HEADER], response.json()["predictions"]
+
+    assert answer() == ("1", [1])
+    client.set_registered_model_alias("flaky", "live", 2)
+    assert poller.check(variant) is False
+    assert answer() == ("1", [1])
+    client.set_registered_model_alias("flaky", "live", 3)
+    assert poller.check(variant) is True
+    assert answer() == ("3", [3])

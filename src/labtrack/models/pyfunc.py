@@ -221,10 +221,8 @@ class PyFuncModel:
 
     def get_raw_model(self) -> Any:
         """The underlying model object (the estimator, the PythonModel, …)."""
-        for name in ("get_raw_model",):
-            if hasattr(self._impl, name):
-                return getattr(self._impl, name)()
-        return self._impl
+        raw = getattr(self._impl, "get_raw_model", None)
+        return raw() if callable(raw) else self._impl
 
 
 # -- saving ----------------------------------------------------------------------------------
@@ -473,7 +471,7 @@ def _use_code(folder: str, conf: Mapping[str, Any]) -> None:
     if not code:
         return
     code_dir = os.path.abspath(os.path.join(folder, code))
-    for name in reqs.local_modules_of([code_dir]):
+    for name in reqs.local_modules_of([code_dir]) - set(sys.stdlib_module_names):
         for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[loaded]
     if code_dir in sys.path:

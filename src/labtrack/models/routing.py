@@ -272,9 +272,10 @@ class RegistryPoller(_Periodic):
             variant.swap(loaded)
             log.info("variant %s: now serving version %s", variant.name, version)
             return True
-        except (LabtrackError, OSError, ImportError) as error:
-            log.warning("variant %s: could not reload %s (still serving version %s): %s",
-                        variant.name, variant.spec.uri, variant.current.version, error)
+        except Exception as error:  # a broken version must not stop serving or polling
+            log.warning("variant %s: could not reload %s (still serving version %s): %s: %s",
+                        variant.name, variant.spec.uri, variant.current.version,
+                        type(error).__name__, error)
             return False
 
 
@@ -329,8 +330,9 @@ class MetricsReporter(_Periodic):
             self.step += 1
             try:
                 self.client.log_batch(self.run_id, metrics=metrics)
-            except LabtrackError as error:
-                log.warning("could not log serving metrics: %s", error)
+            except Exception as error:  # the tracking server may be away; keep serving
+                log.warning("could not log serving metrics: %s: %s", type(error).__name__,
+                            error)
 
     def stop(self, timeout: float | None = 30) -> None:
         """Stop, log the last interval and end the run."""
