@@ -189,6 +189,18 @@ def test_requirements_follow_what_the_model_imports(tmp_path, frame):
     assert (tmp_path / "pinned" / "requirements.txt").read_text().split() == ["pandas==2.2.0"]
 
 
+def test_models_packaged_as_artifacts_bring_their_requirements(tmp_path, frame):
+    import labtrack.sklearn
+
+    estimator = LinearRegression().fit(frame[["x"]], frame["y"])
+    labtrack.sklearn.save_model(estimator, tmp_path / "regressor")
+    labtrack.pyfunc.save_model(tmp_path / "m", python_model=Plain(),
+                               artifacts={"regressor": str(tmp_path / "regressor")})
+    lines = (tmp_path / "m" / "requirements.txt").read_text().split()
+    assert f"scikit-learn=={sklearn.__version__}" in lines
+    assert len({line.split("==")[0] for line in lines}) == len(lines)  # one line per package
+
+
 def test_two_versions_of_a_code_module_serve_side_by_side(tmp_path, frame):
     """Each model keeps the version of its code_paths module it was loaded with."""
 

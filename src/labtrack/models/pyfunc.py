@@ -378,9 +378,15 @@ def _save(folder, python_model, artifacts, code_paths, signature, input_example,
     model.save(folder / MLMODEL_FILE_NAME)
     if signature is None and example is not None:
         model.signature = _signature_from_example(folder, example)
-    requirements = reqs.resolve_requirements(
-        reqs.infer_requirements(objects, code_paths or (), base=("cloudpickle", "pandas"))
-        if pip_requirements is None else (), pip_requirements, extra_pip_requirements)
+    inferred: list[str] = []
+    if pip_requirements is None:
+        inferred = reqs.infer_requirements(objects, code_paths or (),
+                                           base=("cloudpickle", "pandas"))
+        # Models packaged as artifacts (an sklearn model the PythonModel loads) bring theirs.
+        for nested in sorted((folder / "artifacts").glob(f"*/{reqs.REQUIREMENTS_FILE_NAME}")):
+            inferred += reqs.read_requirements(nested)
+    requirements = reqs.resolve_requirements(inferred, pip_requirements,
+                                             extra_pip_requirements)
     reqs.write_environment(folder, requirements)
     model.model_size_bytes = folder_size(folder)
     model.save(folder / MLMODEL_FILE_NAME)

@@ -230,6 +230,12 @@ def _read_requirements(value: str | os.PathLike | Sequence[str] | None) -> list[
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
+def read_requirements(path: str | os.PathLike) -> list[str]:
+    """The requirement lines of a ``requirements.txt`` (comments, blanks and ``-r``/``-c``
+    options left out)."""
+    return [line for line in _read_requirements(path) or [] if not line.startswith("-")]
+
+
 def resolve_requirements(
     inferred: Iterable[str],
     pip_requirements: str | os.PathLike | Sequence[str] | None = None,
@@ -246,8 +252,12 @@ def resolve_requirements(
         return explicit
     extra = _read_requirements(extra_pip_requirements) or []
     overridden = {_requirement_name(r) for r in extra}
-    base = [r for r in inferred if _requirement_name(r) not in overridden]
-    return sorted(set(base)) + [r for r in extra if r not in base]
+    base: dict[str, str] = {}
+    for requirement in inferred:  # one line per package: the first (pinned) one wins
+        name = _requirement_name(requirement)
+        if name not in overridden:
+            base.setdefault(name, requirement)
+    return sorted(base.values(), key=str.lower) + [r for r in extra if r not in base.values()]
 
 
 def write_environment(path: str | os.PathLike, requirements: Sequence[str]) -> dict[str, str]:
