@@ -427,8 +427,13 @@ class ScoringServer:
         return f"http://{host}:{self.port}"
 
     async def _run(self, on_listening=None) -> None:
-        sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET
-                                               if ":" not in self.host else socket.AF_UNSPEC)
+        try:
+            sockets = tornado.netutil.bind_sockets(
+                self.port, self.host,
+                family=socket.AF_INET if ":" not in self.host else socket.AF_UNSPEC)
+        except OSError as error:
+            raise LabtrackError(f"Cannot listen on {self.url}: {error.strerror or error}.",
+                                "INVALID_STATE") from None
         self.port = sockets[0].getsockname()[1]
         if not self.access_log:  # 4xx/5xx are still logged (as warnings and errors)
             logging.getLogger("tornado.access").setLevel(logging.WARNING)
