@@ -46,12 +46,13 @@ class ServerContext:
     def __post_init__(self) -> None:
         self.tracking = TrackingService(self.store, confine_artifacts=True)
         self.logged_models = LoggedModelService(self.tracking)
+        self.wire = Wire(self.store.artifact_root)
         # A REST caller's version sources must stay inside the artifact store.
         settings = replace(self.registry_settings, confine_sources=True)
         self.webhooks = WebhookDispatcher(self.store, settings.webhook_allowed_hosts)
-        self.registry = RegistryService(self.tracking, settings, self.webhooks)
+        self.registry = RegistryService(self.tracking, settings, self.webhooks,
+                                        present_uri=self.wire.public_uri)
         self.webhooks.resume_pending()
-        self.wire = Wire(self.store.artifact_root)
         self.proxy = LocalArtifactRepository(local_path_to_uri(self.store.artifact_root))
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="labtrack-store")
 

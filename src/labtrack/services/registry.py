@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from urllib.parse import urlparse
 
@@ -80,6 +80,11 @@ class RequestConflict(LabtrackError):
     error_code = "RESOURCE_CONFLICT"
 
 
+def _quoted(text: str) -> str:
+    """A string for a single-quoted filter literal."""
+    return text.replace("'", "''")
+
+
 def _validate_model_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidParameterValue("Missing value for required parameter 'name'.")
@@ -127,11 +132,16 @@ _REQUESTED_TO = {
 
 class RegistryService:
     def __init__(self, tracking: TrackingService, settings: RegistrySettings | None = None,
-                 dispatcher: WebhookDispatcher | None = None):
+                 dispatcher: WebhookDispatcher | None = None,
+                 present_uri: Callable[[str], str] | None = None):
+        """``present_uri`` turns a stored location into what callers see (the REST server
+        shows ``mlflow-artifacts:/…`` instead of its own file paths); webhook payloads use
+        it too."""
         self.tracking = tracking
         self.store = tracking.store
         self.settings = settings or RegistrySettings()
         self.dispatcher = dispatcher
+        self.present_uri = present_uri or (lambda uri: uri)
 
     # -- permissions -------------------------------------------------------------------------
 
@@ -265,7 +275,7 @@ class RegistryService:
             name, source, run_id or None, run_link or None, description, user, checked_tags,
             model_id or None, now_ms())
         self._emit(WebhookEvent.MODEL_VERSION_CREATED, name, version=version.version,
-                   user_id=user, source=source, run_id=run_id)
+                   user_id=user, source=self.present_uri(source), run_id=run_id)
         return version
 
     def get_model_version(self, name: str, version: str, *, user: str) -> ModelVersion:
@@ -318,13 +328,42 @@ class RegistryService:
         self._model(name, user)
         return self.store.latest_versions(name, [ModelStage.parse(s) for s in stages or ()])
 
-    def get_model_version_download_uri(self, name: str, version: str, *, user: str) -> str:
-        """Where the version's files are: its source, or — for a version registered from
-        a logged model (``models:/m-…``) — that model's artifact location."""
+    def get_model_version_download_uri(self, name: str, version: str, *, user: str,
+                                       _depth: int = 0) -> str:
+        """Where the version's files are: its source, resolved when the source is itself a
+        model URI — a logged model (``models:/m-…``) or another registered version
+        (``models:/name/3``, ``models:/name@alias``, ``models:/name/Production``)."""
         found = self._version(name, version, user)
-        if found.model_id and found.source.startswith("models:/"):
+        source = found.source
+        if not source.startswith("models:/"):
+            return source
+        if found.model_id:
             return self.tracking.get_logged_model(found.model_id).artifact_location
-        return found.source
+        target = source[len("models:/"):].strip("/")
+        if target.startswith("m-"):
+            return self.tracking.get_logged_model(target).artifact_location
+        if _depth >= 5:
+            raise InvalidParameterValue(f"Model version source '{source}' refers in a loop.")
+        other_name, other_version = self._resolve_model_reference(target, user)
+        return self.get_model_version_download_uri(other_name, other_version, user=user,
+                                                   _depth=_depth + 1)
+
+    def _resolve_model_reference(self, target: str, user: str) -> tuple[str, str]:
+        """``name/3``, ``name@alias``, ``name/Stage`` or ``name/latest`` → (name, version)."""
+        if "@" in target:
+            name, alias = target.rsplit("@", 1)
+            return name, self.get_model_version_by_alias(name, alias, user=user).version
+        name, _, selector = target.rpartition("/")
+        if not name:
+            raise InvalidParameterValue(f"Invalid model URI 'models:/{target}'.")
+        if selector.isdigit():
+            return name, selector
+        if selector.lower() == "latest":
+            return name, self.get_model_version_by_alias(name, "latest", user=user).version
+        latest = self.get_latest_versions(name, [selector], user=user)
+        if not latest:
+            raise ResourceDoesNotExist(f"No version of '{name}' is in stage {selector}.")
+        return name, latest[0].version
 
     # -- aliases -----------------------------------------------------------------------------
 
@@ -360,7 +399,14 @@ class RegistryService:
             system_comment=f"Alias '{alias}' removed from version {previous}."))
 
     def get_model_version_by_alias(self, name: str, alias: str, *, user: str) -> ModelVersion:
+        """The version an alias points to; ``latest`` is the newest version, as in MLflow."""
         self._model(name, user)
+        if alias.lower() == "latest":
+            newest = self.search_model_versions(f"name = '{_quoted(name)}'", 1,
+                                                ["version_number DESC"], user=user)
+            if not newest:
+                raise InvalidParameterValue(f"Registered model {name} has no versions.")
+            return newest[0]
         version = self.store.version_for_alias(name, alias)
         if version is None:
             # MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.

@@ -225,8 +225,10 @@ def m004_registry(db: Database) -> None:
         db,
         """
         -- model_id is internal: renaming a model is one UPDATE, every other table follows.
+        -- AUTOINCREMENT: a deleted model's id (its history, its permission URL) is never
+        -- given to a new model; the same for request and comment ids below.
         CREATE TABLE registered_models (
-            model_id INTEGER PRIMARY KEY,
+            model_id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL UNIQUE,
             creation_time INTEGER NOT NULL,
             last_updated_time INTEGER NOT NULL,
@@ -286,7 +288,7 @@ def m004_registry(db: Database) -> None:
         ) WITHOUT ROWID;
 
         CREATE TABLE transition_requests (
-            request_id INTEGER PRIMARY KEY,
+            request_id INTEGER PRIMARY KEY AUTOINCREMENT,
             model_id INTEGER NOT NULL,
             version INTEGER NOT NULL,
             to_stage TEXT NOT NULL,
@@ -321,7 +323,7 @@ def m004_registry(db: Database) -> None:
         CREATE INDEX activities_version ON activities (model_id, version, activity_id DESC);
 
         CREATE TABLE comments (
-            comment_id INTEGER PRIMARY KEY,
+            comment_id INTEGER PRIMARY KEY AUTOINCREMENT,
             model_id INTEGER NOT NULL,
             version INTEGER NOT NULL,
             user_id TEXT NOT NULL,

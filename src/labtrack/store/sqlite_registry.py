@@ -246,9 +246,8 @@ class SqliteRegistryMixin(RegistryStore):
         return None if row is None else str(row[0])
 
     def get_model_name(self, model_id):
-        try:
-            key = int(model_id)
-        except (TypeError, ValueError):
+        key = _int64(model_id)
+        if key is None:
             return None
         row = self._conn().execute("SELECT name FROM registered_models WHERE model_id = ?",
                                    (key,)).fetchone()
@@ -508,9 +507,8 @@ class SqliteRegistryMixin(RegistryStore):
         return _request_entity(row)
 
     def get_transition_request(self, request_id):
-        try:
-            key = int(request_id)
-        except (TypeError, ValueError):
+        key = _int64(request_id)
+        if key is None:
             return None
         row = self._conn().execute(f"{_REQUEST_SELECT} WHERE r.request_id = ?",
                                    (key,)).fetchone()
@@ -578,9 +576,8 @@ class SqliteRegistryMixin(RegistryStore):
         return _comment_entity(row)
 
     def get_comment(self, comment_id):
-        try:
-            key = int(comment_id)
-        except (TypeError, ValueError):
+        key = _int64(comment_id)
+        if key is None:
             return None
         row = self._conn().execute(f"{_COMMENT_SELECT} WHERE c.comment_id = ?",
                                    (key,)).fetchone()
@@ -729,6 +726,15 @@ class SqliteRegistryMixin(RegistryStore):
     def pending_deliveries(self):
         rows = self._delivery_rows("status = 'PENDING' ORDER BY creation_time", ())
         return [(self._delivery_entity(row), row[9]) for row in rows]
+
+
+def _int64(value: object) -> int | None:
+    """An id given by a caller as an int64, or None when it cannot be one of ours."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
 
 
 def _condition(comparison: Comparison, columns: dict[str, str], tag_table: str,
