@@ -12,7 +12,6 @@ import traitlets
 
 from labtrack.entities import MetricSeries
 from labtrack.widgets import MetricChart
-from labtrack.widgets._encoding import decode_series
 from labtrack.widgets.metric_chart import EXACT_PAIRING_POINTS, pair_by_step
 
 START = 1_700_000_000_000

@@ -112,14 +112,14 @@ class ParallelCoordinates(_RunsWidget):
         the runs (every param when none differs).
     :param metrics: metric keys to show as axes (latest values); None: every metric.
 
-    Synced state: ``params``, ``metrics`` and ``color_by`` (an axis name; ``""`` colours each
-    run as in ``MetricChart``) are two-way; ``brushes`` (``{axis name: [low, high]}``, in the axis' units —
-    category indexes on a categorical axis) is written by brushing in the widget or from
-    Python; ``selected_run_ids`` is the runs inside every brush (every run when nothing is
-    brushed; a run with no value on a brushed axis is outside). Kernel to browser:
-    ``runs``, ``available_params``, ``available_metrics``, ``axes`` (one entry per axis:
-    ``name``, ``label``, ``kind``, ``categories``, ``min``, ``max``, ``missing``) and
-    ``values`` (float64, row-major, runs × axes), ``error``.
+    Synced state: ``params``, ``metrics`` and ``color_by`` (an axis name; ``""`` colours
+    each run as in ``MetricChart``) are two-way; ``brushes`` (``{axis name: [low, high]}``,
+    in the axis' units — category indexes on a categorical axis) is written by brushing in
+    the widget or from Python; ``selected_run_ids`` is the runs inside every brush (every
+    run when nothing is brushed; a run with no value on a brushed axis is outside). Kernel
+    to browser: ``runs``, ``available_params``, ``available_metrics``, ``axes`` (one entry
+    per axis: ``name``, ``label``, ``kind``, ``categories``, ``min``, ``max``, ``missing``,
+    ``log``) and ``values`` (float64, row-major, runs × axes), ``error``.
     """
 
     _esm = STATIC / "parallel_coordinates.js"
@@ -271,7 +271,8 @@ class Scatter(_RunsWidget):
     widget re-reads nothing: every run's params and metrics are already in the kernel).
     Kernel to browser: ``runs``, ``available`` (every column the runs have), ``x_info`` and
     ``y_info`` (``name``, ``label``, ``kind``, ``categories``, ``min``, ``max``,
-    ``missing``), ``points`` (float64 pairs ``x, y`` per run, NaN where missing), ``error``.
+    ``missing``, ``log``), ``points`` (float64 pairs ``x, y`` per run, NaN where missing),
+    ``error``.
     ``log_x``/``log_y`` take effect on a numeric axis whose values are all > 0.
     """
 
