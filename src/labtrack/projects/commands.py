@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 RUN_EPILOG = """\
 examples:
-  labtrack run examples/project -P alpha=0.5
+  labtrack run examples/project -P learning_rate=0.05
   labtrack run . -e evaluate.py -P data=./data.csv --experiment-name forecasting
   labtrack run path/to/repo#projects/demand -v main --env-manager virtualenv
 
@@ -30,7 +30,8 @@ values (-P key=VALUES, repeatable):
   anything else      a constant, the same for every run
 
 examples:
-  labtrack sweep examples/project -P alpha=0.1,0.5,1.0 -P l1_ratio=0:1 --metric rmse
+  labtrack sweep examples/project -P learning_rate=0.01,0.05,0.2 -P epochs=10:50:20 \\
+      --metric rmse --max-parallel 3
   labtrack sweep . -P lr=0.001,0.01,0.1 -P depth=3:8 --random 10 --seed 7 \\
       --max-parallel 4 --metric val_loss --goal min
 
