@@ -245,20 +245,25 @@ class ChildProcess:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._log = open(self.log_path, "ab")
+        """Start the command; a child stopped before it started never starts
+        (``KeyboardInterrupt``)."""
         posix = os.name == "posix"
-        try:
-            self._process = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.environ,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                # Its own session: Ctrl-C in the terminal reaches labtrack only, which then
-                # stops the child's whole process group.
-                start_new_session=posix,
-                creationflags=0 if posix else subprocess.CREATE_NEW_PROCESS_GROUP,
-            )
-        except BaseException:
-            self._log.close()
-            raise
+        with self._lock:  # terminate() from another thread sees no process or the process
+            if self.stopped:
+                raise KeyboardInterrupt
+            self._log = open(self.log_path, "ab")
+            try:
+                self._process = subprocess.Popen(
+                    self.argv, cwd=self.cwd, env=self.environ,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    # Its own session: Ctrl-C in the terminal reaches labtrack only, which
+                    # then stops the child's whole process group.
+                    start_new_session=posix,
+                    creationflags=0 if posix else subprocess.CREATE_NEW_PROCESS_GROUP,
+                )
+            except BaseException:
+                self._log.close()
+                raise
         for pipe, sink in ((self._process.stdout, self.sinks.stdout),
                            (self._process.stderr, self.sinks.stderr)):
             reader = threading.Thread(target=self._copy, args=(pipe, sink), daemon=True,

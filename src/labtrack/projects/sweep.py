@@ -296,9 +296,10 @@ def _run_children(launcher: ProjectLauncher, children: list[SweepChild], experim
 
     executor = concurrent.futures.ThreadPoolExecutor(max_parallel,
                                                      thread_name_prefix="labtrack-sweep")
-    futures = [executor.submit(run_child, child) for child in children]
+    futures = []
     interrupted = False
     try:
+        futures.extend(executor.submit(run_child, child) for child in children)
         concurrent.futures.wait(futures)
     except KeyboardInterrupt:
         interrupted = True
