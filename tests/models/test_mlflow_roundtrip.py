@@ -153,3 +153,26 @@ def test_models_logged_to_a_labtrack_server_resolve_in_mlflow(labtrack_server, m
     assert np.array_equal(native.predict(features), estimator.predict(features))
     logged = mlflow.MlflowClient().get_logged_model(sk_info.model_id)
     assert logged.name == "clf" and str(logged.status) == "READY"
+
+
+def test_models_logged_by_mlflow_to_a_labtrack_server_load_in_labtrack(
+        labtrack_server, monkeypatch, mlflow_env, classification):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", labtrack_server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", labtrack_server.token)
+    features, labels = classification
+    estimator = LogisticRegression(C=2.0).fit(features, labels)
+    mlflow.set_experiment("logged-by-mlflow")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(estimator, name="clf",
+                                        serialization_format="cloudpickle",
+                                        pip_requirements=["scikit-learn"],
+                                        registered_model_name="mlflow-logged")
+    monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", labtrack_server.token)
+    client = labtrack.TrackingClient(labtrack_server.url)
+    client.set_registered_model_alias("mlflow-logged", "prod", 1)
+    for uri in (f"runs:/{run.info.run_id}/clf", info.model_uri, "models:/mlflow-logged/1",
+                "models:/mlflow-logged@prod"):
+        model = labtrack.pyfunc.load_model(uri, client=client)
+        assert np.array_equal(model.predict(features), estimator.predict(features)), uri
+    native = labtrack.sklearn.load_model(info.model_uri, client=client)
+    assert native.get_params()["C"] == 2.0
