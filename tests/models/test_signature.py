@@ -119,6 +119,9 @@ def test_enforce_tensors_checks_shape_and_dtype():
         enforce_schema(np.ones((2, 4)), schema)
     with pytest.raises(SchemaError, match="dtype of input <U1 does not match"):
         enforce_schema(np.array([["a", "b", "c"]]), schema)
+    flat = Schema([TensorSpec(np.dtype("float64"), (-1,))])
+    assert enforce_schema(np.ones((3, 1)), flat).shape == (3,)
+    assert enforce_schema(pd.DataFrame({"v": [1.0, 2.0]}), flat).shape == (2,)
     named = Schema([TensorSpec(np.dtype("int64"), (-1,), "ids")])
     with pytest.raises(SchemaError, match=r"missing inputs \['ids'\]"):
         enforce_schema({"other": np.array([1])}, named)

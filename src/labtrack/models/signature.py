@@ -644,6 +644,8 @@ def _enforce_tensor(values: Any, spec: TensorSpec, label: str) -> np.ndarray:
         return array
     if len(expected) == 2 and expected[1] == 1 and array.ndim == 1:
         array = array.reshape(-1, 1)
+    elif len(expected) == 1 and array.ndim == 2 and array.shape[1] == 1:
+        array = array.reshape(-1)  # one column of a frame for a 1-d tensor
     if len(expected) != array.ndim or any(e not in (-1, a) for e, a in zip(expected,
                                                                           array.shape)):
         raise SchemaError(
