@@ -538,6 +538,7 @@ def build_server(models: Sequence[str] | None = None, variants: Sequence[str] | 
         VariantSpec,
         load_variant_model,
     )
+    from labtrack.models.uri import parse_model_uri
 
     if bool(models) == bool(variants):
         raise InvalidParameterValue("Serve either one model (-m URI) or variants (--variant "
@@ -546,7 +547,11 @@ def build_server(models: Sequence[str] | None = None, variants: Sequence[str] | 
              else [VariantSpec("default", str(models[0]))])
     if models and len(models) > 1:
         raise InvalidParameterValue("Serve one model with -m, or several with --variant.")
-    client = TrackingClient(tracking_uri) if tracking_uri else TrackingClient()
+    needs_store = metrics_interval or any(
+        parse_model_uri(spec.uri).kind != "path" for spec in specs)
+    # Serving model folders without metrics touches no store.
+    client = (TrackingClient(tracking_uri) if tracking_uri else TrackingClient()) \
+        if needs_store else None
     loaded = []
     for spec in specs:
         log.info("loading variant %s: %s", spec.name, spec.uri)
