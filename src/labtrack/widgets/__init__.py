@@ -8,5 +8,6 @@ from labtrack.widgets.comparison import ParallelCoordinates as ParallelCoordinat
 from labtrack.widgets.comparison import Scatter as Scatter
 from labtrack.widgets.live_run import LiveRun
 from labtrack.widgets.metric_chart import MetricChart as MetricChart
+from labtrack.widgets.registry import RegistryBrowser, TransitionRequests  # noqa: F401
 
 __all__ = ["LiveRun"]
