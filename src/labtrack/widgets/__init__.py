@@ -9,5 +9,6 @@ from labtrack.widgets.comparison import Scatter as Scatter
 from labtrack.widgets.live_run import LiveRun
 from labtrack.widgets.metric_chart import MetricChart as MetricChart
 from labtrack.widgets.registry import RegistryBrowser, TransitionRequests  # noqa: F401
+from labtrack.widgets.runs_table import RunsTable as RunsTable
 
 __all__ = ["LiveRun"]
