@@ -143,6 +143,7 @@ class LabTrack(ExtensionApp):
             max_upload_bytes=self.max_upload_bytes,
             threads=self.store_threads,
             registry_settings=self.registry_settings(),
+            root_dir=self.serverapp.root_dir,
         )
         if self.export_tracking_uri:
             os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"

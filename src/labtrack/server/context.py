@@ -35,6 +35,9 @@ class ServerContext:
     max_upload_bytes: int = 16 * 1024**3
     threads: int = 8
     registry_settings: RegistrySettings = field(default_factory=RegistrySettings)
+    # The folder a Jupyter server serves (None for the standalone server): JupyterLab names
+    # notebooks relative to it, kernels record them absolute.
+    root_dir: str | None = None
     tracking: TrackingService = field(init=False)
     logged_models: LoggedModelService = field(init=False)
     registry: RegistryService = field(init=False)

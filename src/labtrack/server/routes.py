@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from labtrack.server import artifacts, experiments, logged_models, meta, metrics, registry, runs
+from labtrack.server import (
+    artifacts,
+    experiments,
+    logged_models,
+    meta,
+    metrics,
+    panel,
+    registry,
+    runs,
+)
 from labtrack.server.router import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -15,6 +24,7 @@ ENDPOINTS: list[Endpoint] = [
     *artifacts.router.endpoints,
     *logged_models.router.endpoints,
     *registry.router.endpoints,
+    *panel.router.endpoints,
 ]
 # Streamed file routes, served by ArtifactFileMixin rather than JSON endpoints.
 ARTIFACT_FILE_PATH = artifacts.PROXY_PATH + "/{path}"
