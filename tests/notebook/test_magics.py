@@ -206,3 +206,73 @@ def test_extension_loads_from_config(tmp_path):
         capture_output=True, text=True, timeout=120,
         cwd=Path(__file__).parent)
     assert result.stdout.strip().endswith("True"), result.stderr
+
+
+def _finished_run(ip, name, loss, lr):
+    ip.run_cell_magic("mlrun", f"--no-widget -e tables -n {name}",
+                      f"import labtrack\nlabtrack.log_param('lr', '{lr}')\n"
+                      f"for i in range(3):\n    labtrack.log_metric('loss', {loss} + i, step=i)")
+    return last_run()
+
+
+def test_runs_shows_a_table_filtered_with_the_search_grammar(ip):
+    from labtrack.widgets import RunsTable
+
+    _finished_run(ip, "slow", 5, "0.001")
+    fast = _finished_run(ip, "fast", 0, "0.1")
+    ip.run_line_magic("mlrun", "start -e elsewhere")
+    ip.run_line_magic("mlrun", "end")
+    # The filter keeps its quotes: lr's value is a string literal of the grammar.
+    table = ip.run_line_magic("mlrun", "runs -e tables params.lr = '0.1' and metrics.loss < 3")
+    assert isinstance(table, RunsTable)
+    assert [row[0] for row in table.rows] == [fast.info.run_id]
+    everything = ip.run_line_magic("mlrun", "runs --experiment 'tables'")
+    assert len(everything.rows) == 2
+    # Without -e: the experiment of the last run, here the one just ended in 'elsewhere'.
+    assert len(ip.run_line_magic("mlrun", "runs").rows) == 1
+    with pytest.raises(UsageError, match="No experiment named 'nowhere'"):
+        ip.run_line_magic("mlrun", "runs -e nowhere")
+
+
+def test_compare_charts_named_or_recent_runs(ip):
+    from labtrack.widgets import MetricChart
+
+    first = _finished_run(ip, "a", 1, "0.1")
+    second = _finished_run(ip, "b", 2, "0.2")
+    third = _finished_run(ip, "c", 3, "0.3")
+    chart = ip.run_line_magic("mlrun", "compare --last 2 --metrics loss")
+    assert isinstance(chart, MetricChart)
+    assert set(chart.run_ids) == {second.info.run_id, third.info.run_id}
+    assert chart.metric_keys == ["loss"]
+    named = ip.run_line_magic("mlrun", f"compare {first.info.run_id} {third.info.run_id}")
+    assert named.run_ids == [first.info.run_id, third.info.run_id]
+    with pytest.raises(UsageError, match="--last N"):
+        ip.run_line_magic("mlrun", "compare")
+
+
+def test_models_and_requests_open_the_registry_widgets(ip):
+    from labtrack.widgets import RegistryBrowser, TransitionRequests
+
+    ip.run_cell_magic("mlrun", "--no-widget", "import labtrack\n"
+                                             "labtrack.log_text('w', 'model/weights.txt')")
+    run_id = last_run().info.run_id
+    for name in ("churn", "churn-eu", "demand"):
+        ip.run_line_magic("mlrun", f"register {run_id} {name}")
+    client().request_transition("churn", 1, "Production", comment="ship it")
+    browser = ip.run_line_magic("mlrun", "models name LIKE 'churn%'")
+    assert isinstance(browser, RegistryBrowser)
+    assert [m["name"] for m in browser.models] == ["churn", "churn-eu"]
+    assert ip.run_line_magic("mlrun", "models").models[-1]["name"] == "demand"
+    requests = ip.run_line_magic("mlrun", "requests churn")
+    assert isinstance(requests, TransitionRequests)
+    assert [(r["model_name"], r["to_stage"]) for r in requests.requests] == [
+        ("churn", "Production")]
+    assert ip.run_line_magic("mlrun", "requests demand").requests == []
+
+
+def test_help_lists_every_command(ip, capsys):
+    ip.run_line_magic("mlrun", "help")
+    out = capsys.readouterr().out
+    for command in ("start", "end", "status", "log", "runs", "compare", "models", "requests",
+                    "register"):
+        assert f"  {command}" in out

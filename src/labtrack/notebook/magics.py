@@ -7,6 +7,8 @@
 
     %mlrun log lr=0.01 optimizer=adam   # numbers become metrics, the rest params
     %mlrun runs metrics.loss < 0.1      # a table of runs
+    %mlrun compare --last 3 --metrics loss,accuracy
+    %mlrun models                       # the registry; %mlrun requests to approve
     %mlrun help
 
 A ``%%mlrun`` cell always leaves its run ended: FINISHED, FAILED (the traceback is saved with
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import shlex
 import traceback
 from collections.abc import Sequence
@@ -34,6 +37,9 @@ from labtrack.errors import LabtrackError
 from labtrack.notebook import provenance
 
 ERROR_TAG = "labtrack.error"
+_RUNS_LINE = re.compile(
+    r"^\s*runs(?:\s+(?:-e|--experiment)\s+(?P<experiment>'[^']*'|\"[^\"]*\"|\S+))?"
+    r"(?P<filter>.*)$", re.DOTALL)
 ERROR_ARTIFACT = "error/traceback.txt"
 
 
@@ -86,6 +92,28 @@ def _line_parser() -> _Parser:
                               add_help=False)
     log.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
     log.add_argument("--step", type=int, default=None)
+    runs = commands.add_parser("runs", help="a table of the experiment's runs",
+                               add_help=False)
+    runs.add_argument("filter", nargs="*", metavar="FILTER",
+                      help="a search filter, e.g. metrics.loss < 0.1 and params.lr = '0.01'")
+    runs.add_argument("-e", "--experiment",
+                      help="experiment name (default: the last run's experiment)")
+    compare = commands.add_parser("compare", help="chart runs' metrics side by side",
+                                  add_help=False)
+    compare.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    compare.add_argument("--last", type=int, default=None, metavar="N",
+                         help="the N most recent runs of the experiment")
+    compare.add_argument("-e", "--experiment",
+                         help="experiment of --last (default: the last run's experiment)")
+    compare.add_argument("--metrics", default=None, metavar="KEYS",
+                         help="comma-separated metric keys (default: all)")
+    models = commands.add_parser("models", help="browse the model registry", add_help=False)
+    models.add_argument("filter", nargs="*", metavar="FILTER",
+                        help="a registry search filter, e.g. name LIKE 'churn%%'")
+    requests = commands.add_parser(
+        "requests", help="pending transition requests, to approve or reject", add_help=False)
+    requests.add_argument("name", nargs="?", default=None, metavar="MODEL",
+                          help="only this model's requests (default: every model)")
     register = commands.add_parser("register", help="register a run's model",
                                    add_help=False)
     register.add_argument("source", metavar="RUN_ID[/PATH]")
@@ -133,6 +161,11 @@ class MlrunMagics(Magics):
             return self._run_cell(_cell_parser().parse_args(argv), cell)
         if not argv:
             return self._help()
+        if argv[0] == "runs":
+            return self._runs(line)
+        if argv[0] == "models":
+            # Like runs: the filter's quotes belong to the search grammar, so take it verbatim.
+            return self._models(line.split("models", 1)[1].strip())
         return self._command(argv)
 
     # -- %%mlrun -----------------------------------------------------------------------------
@@ -271,6 +304,65 @@ class MlrunMagics(Magics):
         print("Logged " + ", ".join(
             [f"metric {k}={v:g}" for k, v in metrics.items()]
             + [f"param {k}={json.dumps(v)}" for k, v in params.items()]) + ".")
+
+    def _runs(self, line: str):
+        """``%mlrun runs [-e NAME] [FILTER]``: the filter is taken verbatim (its quotes
+        matter to the search grammar, so it is not split like other arguments)."""
+        from labtrack.widgets import RunsTable
+
+        match = _RUNS_LINE.match(line)
+        if match is None:  # pragma: no cover - the pattern accepts any line starting with runs
+            raise UsageError("usage: %mlrun runs [-e EXPERIMENT] [FILTER]")
+        name = shlex.split(match["experiment"])[0] if match["experiment"] else None
+        experiment_ids = self._experiment_ids(name)
+        widget = RunsTable(experiment_ids=experiment_ids, filter_string=match["filter"].strip())
+        self.widgets.append(widget)
+        return widget
+
+    @staticmethod
+    def _experiment_ids(name: str | None) -> list[str] | None:
+        """The named experiment, else the one the last run logged to: after ``%%mlrun -e
+        forecasts`` cells, ``runs`` lists forecasts and ``compare --last 3`` charts the last
+        three of them (None: the current experiment)."""
+        if name is not None:
+            experiment = labtrack.get_experiment_by_name(name)
+            if experiment is None:
+                raise UsageError(f"No experiment named '{name}'.")
+            return [experiment.experiment_id]
+        last = labtrack.last_active_run()
+        return [last.info.experiment_id] if last is not None else None
+
+    def _cmd_compare(self, args):
+        from labtrack.widgets import MetricChart
+
+        run_ids = list(args.run_ids)
+        if args.last:
+            recent = labtrack.search_runs(
+                self._experiment_ids(args.experiment),
+                max_results=args.last, output_format="list",
+                order_by=["attributes.start_time DESC"])
+            run_ids += [run.info.run_id for run in recent]
+        if not run_ids:
+            raise UsageError("Name runs to compare, or use --last N.")
+        keys = [k.strip() for k in args.metrics.split(",") if k.strip()] if args.metrics \
+            else None
+        widget = MetricChart(run_ids=list(dict.fromkeys(run_ids)), keys=keys)
+        self.widgets.append(widget)
+        return widget
+
+    def _models(self, filter_string: str):
+        from labtrack.widgets import RegistryBrowser
+
+        widget = RegistryBrowser(filter_string=filter_string)
+        self.widgets.append(widget)
+        return widget
+
+    def _cmd_requests(self, args):
+        from labtrack.widgets import TransitionRequests
+
+        widget = TransitionRequests(name=args.name)
+        self.widgets.append(widget)
+        return widget
 
     def _cmd_register(self, args):
         run_id, _, path = args.source.partition("/")
