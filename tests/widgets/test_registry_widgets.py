@@ -358,13 +358,12 @@ def team_server(tmp_path):
 def team(team_server, monkeypatch):
     """ann and bob, each with her own ``TrackingClient`` over HTTP; bob created "churn" and
     lets ann edit it; ann registered version 1 from her run "xgb"."""
-    # A client takes its token from LABTRACK_TRACKING_TOKEN when it is made, and the clients
-    # of one URL in a process share one HTTP session: ann and bob reach the server by two
-    # names so that each keeps her own.
+    # A client takes its token from LABTRACK_TRACKING_TOKEN when it is made.
+    url = f"http://127.0.0.1:{team_server}"
     monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", "tok-a")
-    ann = labtrack.TrackingClient(f"http://127.0.0.1:{team_server}")
+    ann = labtrack.TrackingClient(url)
     monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", "tok-b")
-    bob = labtrack.TrackingClient(f"http://localhost:{team_server}")
+    bob = labtrack.TrackingClient(url)
 
     assert bob.create_registered_model("churn").user_id == "bob"  # bob manages it
     bob.set_permissions("churn", {"ann": "CAN_EDIT"})
