@@ -244,3 +244,28 @@ def test_a_broken_version_is_not_swapped_in(fluent_uri, serve):
     client.set_registered_model_alias("flaky", "live", 3)
     assert poller.check(variant) is True
     assert answer() == ("3", [3])
+
+
+def test_a_stage_move_reloads_the_variant(fluent_uri, serve):
+    """models:/<name>/Production follows transitions: archiving v1 and promoting v2."""
+    client = labtrack.TrackingClient(fluent_uri)
+    for value in (1, 2):
+        with labtrack.start_run():
+            labtrack.pyfunc.log_model("model", python_model=constant_model(value),
+                                      registered_model_name="staged")
+    client.transition_model_version_stage("staged", 1, "Production")
+    server = serve(variants=["prod=models:/staged/Production:1", "pinned=models:/staged/1:1"],
+                   poll_interval=0.1, tracking_uri=fluent_uri)
+
+    def served():
+        return {v["name"]: v["model_version"] for v in
+                requests.get(f"{server.url}/variants", timeout=30).json()["variants"]}
+
+    assert served() == {"prod": "1", "pinned": "1"}
+    client.transition_model_version_stage("staged", 2, "Production",
+                                          archive_existing_versions=True)
+    wait_for(lambda: served() == {"prod": "2", "pinned": "1"})
+    response = requests.post(f"{server.url}/invocations", json=BODY,
+                             headers={"X-Request-Key": "k"}, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["predictions"] == [int(response.headers[VERSION_HEADER])]
