@@ -131,6 +131,11 @@ function render({ model, el, experimental }: RenderProps<IModel>): () => void {
   grip.title = "Drag to show more or fewer rows";
 
   root.append(header, toolbar, error, summary, chooser, viewport, grip);
+  // Keys typed in the table, the filter or the chooser are the widget's, not JupyterLab's
+  // notebook shortcuts ("a", "d d", arrows, Enter …).
+  for (const node of [viewport, filterBox, chooser]) {
+    node.setAttribute("data-lm-suppress-shortcuts", "true");
+  }
   el.appendChild(root);
 
   // -- state ---------------------------------------------------------------------------------
@@ -585,9 +590,17 @@ function render({ model, el, experimental }: RenderProps<IModel>): () => void {
 
   clearSelection.addEventListener("click", () => setSelection([], null));
   copySelection.addEventListener("click", () => {
-    void navigator.clipboard?.writeText(selection.selected.join("\n"));
-    copySelection.textContent = "copied";
-    setTimeout(() => (copySelection.textContent = "copy ids"), 1200);
+    const say = (what: string) => {
+      copySelection.textContent = what;
+      setTimeout(() => (copySelection.textContent = "copy ids"), 1500);
+    };
+    // The clipboard exists only in secure contexts (https, localhost).
+    const copied = navigator.clipboard?.writeText(selection.selected.join("\n"));
+    if (!copied) {
+      say("no clipboard here");
+      return;
+    }
+    copied.then(() => say("copied"), () => say("copy refused"));
   });
 
   // -- filter --------------------------------------------------------------------------------
@@ -889,12 +902,17 @@ function render({ model, el, experimental }: RenderProps<IModel>): () => void {
     }
   };
   const onSelection = () => syncSelection();
-  const onSort = () => renderHead();
+  // A new sort or filter starts at the top of its rows (a refresh stays where it was).
+  const onSort = () => {
+    viewport.scrollTop = 0;
+    renderHead();
+  };
   const onStatus = () => {
     renderSummary();
     renderFilterState();
   };
   const onFilter = () => {
+    viewport.scrollTop = 0;
     if (document.activeElement !== filter) {
       filter.value = model.get("filter_string");
     }
