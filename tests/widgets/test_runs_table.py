@@ -403,7 +403,7 @@ def test_the_browser_keeps_only_visible_rows_of_ten_thousand(fresh, fluent_uri):
     page = fresh
     _bulk_runs(fluent_uri, "0", 10_000)
     widget = RunsTable()
-    show(page, widget)
+    browser = show(page, widget)
     assert page.inner_text(".labtrack-rt-count") == "10,000 runs"
     assert 10 < page.locator(ROWS).count() < 60  # a window of rows, not ten thousand
     assert shown_names(page)[0] == "plant-09999"
@@ -417,6 +417,12 @@ def test_the_browser_keeps_only_visible_rows_of_ten_thousand(fresh, fluent_uri):
     page.eval_on_selector(".labtrack-rt-viewport", "(v) => { v.scrollTop = 28 * 5000; }")
     page.wait_for_selector(f"{ROWS}[data-index='5000']")
     assert "plant-04999" in shown_names(page)
+    # A new sort starts at the top of its rows.
+    page.click(".labtrack-rt-th[data-column='metrics.mae']")
+    round_trip(page, browser)
+    assert page.eval_on_selector(".labtrack-rt-viewport", "(v) => v.scrollTop") == 0
+    assert shown_names(page)[0] == "plant-09999"  # the highest mae
+    assert widget.sort_keys == [["metrics.mae", False]]
 
 
 @pytest.mark.slow
@@ -429,6 +435,8 @@ def test_each_browser_action_reaches_the_kernel(fresh, runs):
                               "data-status") == "FAILED"
     assert page.locator(".labtrack-rt-th[data-column='metrics.acc']").inner_text() \
         .split() == ["METRIC", "acc"]
+    # Keys pressed in the table are not JupyterLab's notebook shortcuts.
+    assert page.get_attribute(".labtrack-rt-viewport", "data-lm-suppress-shortcuts") == "true"
 
     # Sort: a header click, again to flip, shift-click to add a second key.
     page.click(".labtrack-rt-th[data-column='metrics.acc']")
