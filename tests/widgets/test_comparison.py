@@ -235,3 +235,31 @@ def test_columns_and_labels(runs, client):
     client.log_param(runs[0], "decay", "0.1")
     client.log_param(runs[1], "decay", "0.0001")
     assert column([client.get_run(r) for r in runs], "params.decay").index()["log"] is True
+
+
+def test_over_http(tmp_path, monkeypatch):
+    """With a client of a labtrack server, both widgets read the runs through the REST API."""
+    from labtrack import TrackingClient
+    from tests.widgets.http_server import TOKEN, labtrack_server
+
+    monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", TOKEN)
+    with labtrack_server(tmp_path / "server") as url:
+        client = TrackingClient(url)
+        experiment_id = client.create_experiment("remote")
+        run_ids = []
+        for lr, loss in ((0.1, 0.5), (0.01, 0.2)):
+            run_id = client.create_run(experiment_id).info.run_id
+            client.log_param(run_id, "lr", lr)
+            client.log_metric(run_id, "loss", loss)
+            run_ids.append(run_id)
+        widgets = [ParallelCoordinates(run_ids, client=client),
+                   Scatter(run_ids, "params.lr", "metrics.loss", client=client)]
+        try:
+            parallel, points_of = widgets
+            assert [a["name"] for a in parallel.axes] == ["params.lr", "metrics.loss"]
+            parallel.brushes = {"metrics.loss": [0.0, 0.3]}
+            assert parallel.selected_run_ids == [run_ids[1]]
+            assert points(points_of) == [(0.1, 0.5), (0.01, 0.2)]
+        finally:
+            for widget in widgets:
+                widget.close()

@@ -289,3 +289,35 @@ def test_empty_selection(client, chart_of):
     assert (chart.runs, chart.series_index, chart.error) == ([], [], "")
     data, _ = chart._repr_mimebundle_()
     assert "0 run(s)" in data["text/html"]
+
+
+def test_over_http(tmp_path, monkeypatch):
+    """With a client of a labtrack server, every read goes through the REST API (runs,
+    downsampled history), and pushes follow this kernel's writes over HTTP too."""
+    from labtrack import TrackingClient
+    from tests.widgets.http_server import TOKEN, labtrack_server
+
+    monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", TOKEN)
+    with labtrack_server(tmp_path / "server") as url:
+        client = TrackingClient(url)
+        run_ids = []
+        for name in ("near", "far"):
+            run = client.create_run(client.create_experiment(name), run_name=name)
+            for step in range(200):
+                client.log_metric(run.info.run_id, "loss", 1 / (step + 1), step=step,
+                                  synchronous=False)
+                client.log_metric(run.info.run_id, "epoch", step // 20, step=step,
+                                  synchronous=False)
+            run_ids.append(run.info.run_id)
+        chart = MetricChart(run_ids, keys=["loss"], client=client, max_points=50,
+                            x_axis="metric:epoch")
+        try:
+            assert chart.error == "" and [r["label"] for r in chart.runs] == ["near", "far"]
+            assert [e["total_points"] for e in chart.series_index] == [200, 200]
+            assert all(e["length"] <= 50 for e in chart.series_index)
+            xs, _ = chart.series()[(run_ids[0], "loss")]
+            assert xs[0] == 0 and xs[-1] == 9  # epochs, exact: the x metric is short
+            data, _ = chart._repr_mimebundle_()
+            assert "image/png" in data
+        finally:
+            chart.close()

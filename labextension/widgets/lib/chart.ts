@@ -50,6 +50,8 @@ function lowerBound(values: Float64Array, x: number): number {
  * Series with different x values are put on one sorted x axis (uPlot's data model). Where a
  * series has no point at an x, its column holds `undefined`, which uPlot draws across and
  * hover skips; `null` (NaN, infinities, and y ≤ 0 on a log scale) is a gap in the line.
+ * When a series has several points at one x (points logged within one millisecond on a
+ * wall-time axis, or at one step), the last of them is drawn there.
  */
 export function alignSeries(series: ISeries[], smoothing: number, logY = false): uPlot.AlignedData {
   let total = 0;
