@@ -69,11 +69,17 @@ class _RunsWidget(anywidget.AnyWidget):
     def refresh(self) -> None:
         """Read the runs again (params and latest metrics) and redraw."""
         with self._lock:
+            # Problems are shown in the widget rather than raised in a cell.
+            flushed = []
             try:
-                self._client.flush()
-                self._loaded, self._problems = load_runs(self._client.service, self.run_ids)
-            except Exception as error:  # shown in the widget rather than raised in a cell
-                self._loaded, self._problems = [], [str(error)]
+                self._client.flush()  # points this kernel buffered count as latest values
+            except Exception as error:
+                flushed = [str(error)]
+            try:
+                self._loaded, unreadable = load_runs(self._client.service, self.run_ids)
+            except Exception as error:
+                self._loaded, unreadable = [], [str(error)]
+            self._problems = flushed + unreadable
             self._rebuild()
 
     @traitlets.observe("run_ids")
