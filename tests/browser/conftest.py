@@ -6,6 +6,7 @@ Playwright's own browser download is impossible here, so it drives the system Ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -48,45 +49,65 @@ class Lab:
         self.store = store
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={TOKEN}"
+        # ?reset: a fresh workspace, so tabs an earlier test opened are not restored (Run
+        # All Cells would otherwise go to whichever notebook Lab focuses).
+        return f"{self.url}/lab/tree/{name}?reset&token={TOKEN}"
+
+
+@contextlib.contextmanager
+def launch_lab(base: Path, base_url: str = "/", extra_args: Sequence[str] = ()) -> Iterator[Lab]:
+    """A JupyterLab subprocess serving ``base/notebooks`` under ``base_url``, with labtrack's
+    store in ``base/store``; its log goes to ``base/lab.log`` (quoted when it fails to start)."""
+    root, store, log_path = base / "notebooks", base / "store", base / "lab.log"
+    root.mkdir()
+    port = _free_port()
+    # No "get notified about Jupyter news?" toast over the widgets in screenshots.
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    env = {**os.environ, "LABTRACK_HOME": str(base / "home"),
+           "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "rt"),
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings")}
+    env.pop("LABTRACK_TRACKING_URI", None)
+    log = open(log_path, "w")  # noqa: SIM115 - closed after the server stops
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
+         f"--ServerApp.base_url={base_url}",
+         f"--ServerApp.root_dir={root}", f"--LabTrack.tracking_uri={store}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         *extra_args],
+        env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+    )
+    url = f"http://127.0.0.1:{port}{base_url.rstrip('/')}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            try:
+                if requests.get(f"{url}/api/status", params={"token": TOKEN}, timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                pytest.fail(f"JupyterLab did not start: {log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield Lab(url, root, store)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
-    base = tmp_path_factory.mktemp("lab")
-    root, store = base / "notebooks", base / "store"
-    root.mkdir()
-    port = _free_port()
-    env = {**os.environ, "LABTRACK_HOME": str(base / "home"),
-           "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "rt")}
-    env.pop("LABTRACK_TRACKING_URI", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={root}", f"--LabTrack.tracking_uri={store}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if requests.get(f"{url}/api/status", params={"token": TOKEN}, timeout=5).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"JupyterLab did not start: {process.communicate()[1][-3000:]}")
-        time.sleep(0.3)
-    yield Lab(url, root, store)
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    process.stderr.close()
+    with launch_lab(tmp_path_factory.mktemp("lab")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -118,16 +139,33 @@ def write_notebook(path: Path, cells: list[str]) -> None:
     }))
 
 
+def run_all_cells(page) -> None:
+    """Run > Run All Cells from the menu bar. Right after a notebook loads, Lab sometimes
+    drops the first key or click (focus moves as the kernel connects), so the menu is used
+    again until a cell's prompt shows it is queued or ran."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _attempt in range(10):
+        page.click(".lm-MenuBar-item:has-text('Run')")
+        try:
+            page.click(".lm-Menu-item:has-text('Run All Cells')", timeout=3_000)
+            page.wait_for_function(
+                """() => Array.from(document.querySelectorAll(
+                    '.jp-CodeCell .jp-InputArea-prompt')).some(
+                    p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail("JupyterLab never started running the notebook's cells")
+
+
 def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 240) -> None:
     """Open a notebook, wait for its kernel, run every cell and wait until all ran."""
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                            timeout=120_000)
-    page.click(".jp-Notebook")
-    page.keyboard.press("Control+Shift+c")
-    page.keyboard.type("Run All Cells")
-    page.keyboard.press("Enter")
+    run_all_cells(page)
     page.wait_for_function(
         """() => {
             const prompts = Array.from(document.querySelectorAll(
