@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _workloads import (
+    COUNT_SERIES_SQL,
     HISTORY_KEY,
     SIZES,
     TRAIN_KEY,
@@ -70,10 +71,7 @@ def train(mlflow: Any, work: Path, sizes: Sizes) -> dict:
     progress(f"MLflow:   training loop, {points:,} x log_metric (synchronous)...")
 
     def count_visible(run_id: str) -> int:
-        return count_rows(
-            str(db), "SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = ?",
-            (run_id, TRAIN_KEY),
-        )
+        return count_rows(str(db), COUNT_SERIES_SQL["mlflow"], (run_id, TRAIN_KEY))
 
     # flush_async_logging has nothing to do with synchronous logging; it is called so both
     # systems run the same "log, flush, read back" sequence.

@@ -1,8 +1,8 @@
 """What both sides of the benchmark share: sizes, the seeded data set and the timed workloads.
 
-This module is imported by ``bench_tracking.py`` (labtrack's interpreter) and by
-``_mlflow_workloads.py`` (MLflow's interpreter, where labtrack is not installed), so it uses
-the standard library only.
+This module is imported by ``bench_tracking.py`` and ``bench_rest.py`` (labtrack's
+interpreter) and by ``_mlflow_workloads.py`` and ``_rest_client.py`` (MLflow's interpreter,
+where labtrack is not installed), so it uses the standard library only.
 
 labtrack's fluent API and client mirror MLflow's, so the timed workloads below take the
 tracking module (``labtrack`` or ``mlflow``) or a client object as an argument: the very same
@@ -33,6 +33,16 @@ SEARCH_ALL_RESULTS = 50_000
 
 TRAIN_KEY = "loss"
 HISTORY_KEY = "loss"
+
+# The points of one series as a fresh reader counts them, in each system's own schema (labtrack
+# keys points by series; MLflow's ``metrics`` rows carry the run and key); parameters: run id,
+# key. And the runs of one experiment, the same in both schemas.
+COUNT_SERIES_SQL = {
+    "labtrack": "SELECT count(*) FROM metrics WHERE series_id = (SELECT series_id FROM "
+                "latest_metrics WHERE run_uuid = ? AND key = ?)",
+    "mlflow": "SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = ?",
+}
+COUNT_RUNS_SQL = "SELECT count(*) FROM runs WHERE experiment_id = ?"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,49 @@ QUICK = Sizes(
 )
 
 SIZES = {"full": FULL, "quick": QUICK}
+
+
+# -- the REST benchmark (bench_rest.py) ------------------------------------------------------
+
+REST_WORKLOADS = ("log_batch", "search")
+
+
+@dataclass(frozen=True)
+class RestSizes:
+    """How much work the REST workloads do; the same for both servers, except how many times
+    the batches are repeated (``batch_repeats*``, each repetition in a new run)."""
+
+    batches: int
+    batch_size: int
+    batch_repeats: int
+    batch_repeats_mlflow: int
+    search_runs: int
+    search_repeats: int
+
+    @property
+    def batch_points(self) -> int:
+        return self.batches * self.batch_size
+
+
+REST_FULL = RestSizes(
+    batches=100,
+    batch_size=1_000,
+    batch_repeats=3,
+    batch_repeats_mlflow=3,
+    search_runs=1_000,
+    search_repeats=15,
+)
+
+REST_QUICK = RestSizes(
+    batches=10,
+    batch_size=1_000,
+    batch_repeats=2,
+    batch_repeats_mlflow=1,
+    search_runs=100,
+    search_repeats=3,
+)
+
+REST_SIZES = {"full": REST_FULL, "quick": REST_QUICK}
 
 
 # -- the data set ----------------------------------------------------------------------------
@@ -190,6 +243,22 @@ def time_training_loop(
         visible = count_visible(run_id)
         seconds = time.perf_counter() - start
     return seconds, visible
+
+
+def time_log_batches(
+    client: Any, run_id: str, batches: Sequence[Sequence[Any]],
+    count_visible: Callable[[str], int] | None,
+) -> tuple[float, int | None]:
+    """``client.log_batch(run_id, metrics=batch)`` for every batch (metric objects built
+    beforehand), until ``count_visible`` — a fresh reader — counts them all.
+
+    Returns the seconds and the count (None without a reader).
+    """
+    start = time.perf_counter()
+    for batch in batches:
+        client.log_batch(run_id, metrics=batch)
+    visible = count_visible(run_id) if count_visible else None
+    return time.perf_counter() - start, visible
 
 
 def time_run_creation(api: Any, runs: Sequence[RunSpec]) -> float:

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from _workloads import (
+    COUNT_RUNS_SQL,
+    COUNT_SERIES_SQL,
     HISTORY_KEY,
     SEARCH_FILTER,
     SEARCH_MAX_RESULTS,
@@ -166,12 +168,7 @@ class LabtrackWorkloads:
         points = self.sizes.train_points
 
         def count_visible(run_id: str) -> int:
-            return count_rows(
-                str(db),
-                "SELECT count(*) FROM metrics WHERE series_id = (SELECT series_id FROM "
-                "latest_metrics WHERE run_uuid = ? AND key = ?)",
-                (run_id, TRAIN_KEY),
-            )
+            return count_rows(str(db), COUNT_SERIES_SQL["labtrack"], (run_id, TRAIN_KEY))
 
         progress(f"labtrack: training loop, {points:,} x log_metric, "
                  f"{self.sizes.train_repeats} repetitions...")
@@ -194,8 +191,7 @@ class LabtrackWorkloads:
         progress(f"labtrack: creating {len(specs):,} runs through the fluent API...")
         seconds = time_run_creation(labtrack, specs)
         self.runs_store = (db, labtrack.get_experiment_by_name("runs").experiment_id)
-        created = count_rows(str(db), "SELECT count(*) FROM runs WHERE experiment_id = ?",
-                             (self.runs_store[1],))
+        created = count_rows(str(db), COUNT_RUNS_SQL, (self.runs_store[1],))
         return {"seconds": seconds, "runs": len(specs), "created": created}
 
     def search(self) -> dict:
@@ -289,14 +285,20 @@ def mlflow_python(requested: str | None) -> Path:
     return python
 
 
+def mlflow_env() -> dict[str, str]:
+    """This environment without settings that would change what MLflow does, telemetry off."""
+    env = dict(os.environ)
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    for name in ("MLFLOW_ENABLE_ASYNC_LOGGING", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN",
+                 "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        env.pop(name, None)
+    return env
+
+
 def run_mlflow(python: Path, work: Path, sizes_name: str, selected: list[str]) -> dict:
     """Run the MLflow workloads in MLflow's interpreter; its results as a dict."""
     output = work / "results.json"
-    env = dict(os.environ)
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    for name in ("MLFLOW_ENABLE_ASYNC_LOGGING", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                 "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
-        env.pop(name, None)
+    env = mlflow_env()
     command = [str(python), str(HERE / "_mlflow_workloads.py"), "--work", str(work),
                "--sizes", sizes_name, "--output", str(output)]
     for name in selected:
@@ -317,11 +319,16 @@ def compare(selected: list[str], lt: dict, ml: dict, sizes: Sizes) -> Report:
     }
     for name in selected:
         builders[name](report, lt[name], ml[name], sizes)
+    list_missed_targets(report)
+    return report
+
+
+def list_missed_targets(report: Report) -> None:
+    """Put the rows that missed their target before the failed checks in ``report.missed``."""
     report.missed = [
         f"{row.name} ({format_ratio(row.ratio)}, target {row.target_text})"
         for row in report.rows if not row.met
     ] + report.missed
-    return report
 
 
 def check(report: Report, ok: bool, text: str) -> None:
@@ -447,35 +454,39 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine(ml: dict, load: float | None) -> list[str]:
-    commit = subprocess.run(
+def labtrack_commit() -> str:
+    return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
         check=False,
     ).stdout.strip() or "unknown"
-    labtrack_side = (f"labtrack {labtrack.__version__} (commit {commit}): "
+
+
+def machine_line(load: float | None) -> str:
+    """CPU, cores, platform and load: the first line of every machine description."""
+    loaded = "unknown" if load is None else f"{load:.2f}"
+    return (f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; {platform.platform()}; "
+            f"load average (1 min) at the start: {loaded}")
+
+
+def machine(ml: dict, load: float | None) -> list[str]:
+    labtrack_side = (f"labtrack {labtrack.__version__} (commit {labtrack_commit()}): "
                      f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
     mlflow_side = (f"MLflow {ml.get('mlflow_version', '?')} (own venv): "
                    f"Python {ml.get('python', '?')}, SQLite {ml.get('sqlite', '?')}, "
                    "synchronous logging, `sqlite:///` tracking URIs")
-    loaded = "unknown" if load is None else f"{load:.2f}"
-    return [
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; {platform.platform()}; "
-        f"load average (1 min) at the start: {loaded}",
-        f"- {labtrack_side}",
-        f"- {mlflow_side}",
-    ]
+    return [machine_line(load), f"- {labtrack_side}", f"- {mlflow_side}"]
 
 
-def markdown(report: Report, ml: dict, mode: str, elapsed: float, load: float | None) -> str:
-    """The whole result: machine, table, reference line, notes and checks."""
-    version = ml.get("mlflow_version", "?")
+def render(title: str, script: str, report: Report, version: str, mode: str, elapsed: float,
+           machine_lines: list[str], notes: str) -> str:
+    """A results page: title, machine, table, informational lines, notes and checks."""
     when = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
     lines = [
-        "# labtrack vs MLflow: tracking benchmark",
+        f"# {title}",
         "",
-        f"{when}, {mode} run ({elapsed / 60:.1f} min), `benchmarks/bench_tracking.py`.",
+        f"{when}, {mode} run ({elapsed / 60:.1f} min), `{script}`.",
         "",
-        *machine(ml, load),
+        *machine_lines,
         "",
         f"| Workload | labtrack | MLflow {version} | ratio | target | met? |",
         "|---|---|---|---|---|---|",
@@ -494,7 +505,7 @@ def markdown(report: Report, ml: dict, mode: str, elapsed: float, load: float | 
                    "refer to."), ""]
     missed = ", ".join(report.missed) if report.missed else "none"
     lines += [
-        NOTES,
+        notes,
         "",
         "Checks:",
         *[f"- {text}" for text in report.checks],
@@ -503,6 +514,12 @@ def markdown(report: Report, ml: dict, mode: str, elapsed: float, load: float | 
         "",
     ]
     return "\n".join(lines)
+
+
+def markdown(report: Report, ml: dict, mode: str, elapsed: float, load: float | None) -> str:
+    """The whole result: machine, table, reference line, notes and checks."""
+    return render("labtrack vs MLflow: tracking benchmark", "benchmarks/bench_tracking.py",
+                  report, ml.get("mlflow_version", "?"), mode, elapsed, machine(ml, load), NOTES)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -1,0 +1,188 @@
+"""The client side of ``bench_rest.py``: the stock ``mlflow`` client against one server.
+
+    <mlflow-python> benchmarks/_rest_client.py log_batch --sizes full --repeats 3 \
+        --system labtrack --db DB --output out.json
+    <mlflow-python> benchmarks/_rest_client.py search --sizes full --system mlflow --db DB \
+        --output out.json
+
+Run with the interpreter of MLflow's own venv. The server is whatever ``MLFLOW_TRACKING_URI``
+names (with ``MLFLOW_TRACKING_TOKEN`` when it needs one), exactly as users point the client at
+a server; ``bench_rest.py`` runs this script once per workload and server, with the same
+arguments but ``--system`` (which only says how a fresh ``sqlite3`` reader counts the points in
+``--db``, the server's database file). Importing MLflow and building the metric objects happen
+before any clock starts.
+
+The client is not modified, but ``requests.Session.send`` — through which every request of
+the client goes — is timed: its time is sending the request, the server's work and receiving
+the response; the rest of a workload's time is the client's own (building protobufs, JSON,
+checks), the same whichever server answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from _workloads import (
+    COUNT_RUNS_SQL,
+    COUNT_SERIES_SQL,
+    REST_SIZES,
+    REST_WORKLOADS,
+    RestSizes,
+    count_rows,
+    history_points,
+    loss_at,
+    make_runs,
+    progress,
+    time_log_batches,
+    time_search,
+)
+
+BATCH_KEY = "loss"
+
+
+class TransportTimer:
+    """Seconds spent in ``requests.Session.send``, one sample per request."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def install(self) -> None:
+        import requests
+
+        original = requests.Session.send
+        samples = self.samples
+
+        def send(session, request, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(session, request, **kwargs)
+            finally:
+                samples.append(time.perf_counter() - start)
+
+        requests.Session.send = send
+
+    def mark(self) -> int:
+        return len(self.samples)
+
+    def since(self, mark: int) -> list[float]:
+        return self.samples[mark:]
+
+
+TRANSPORT = TransportTimer()
+
+
+def log_batch(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
+    """``sizes.batches`` × ``log_batch`` of ``sizes.batch_size`` points of one series, in one
+    run, ``args.repeats`` times (a new run each time); then every point read back."""
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    points = sizes.batch_points
+    start_ms = int(time.time() * 1000)
+    metrics = [Metric(BATCH_KEY, value, timestamp, step)
+               for step, timestamp, value in history_points(points, start_ms)]
+    batches = [metrics[i:i + sizes.batch_size] for i in range(0, points, sizes.batch_size)]
+
+    def count_visible(run_id: str) -> int:
+        return count_rows(args.db, COUNT_SERIES_SQL[args.system], (run_id, BATCH_KEY))
+
+    experiment_id = client.create_experiment("rest-log-batch")
+    # Every request type the timed loop makes, once, in a run of its own.
+    warm_up = client.create_run(experiment_id).info.run_id
+    client.log_batch(warm_up, metrics=[Metric("warm-up", 0.0, start_ms, 0)])
+    run_ids = [client.create_run(experiment_id).info.run_id for _ in range(args.repeats)]
+    progress(f"client:   {args.system}: {sizes.batches} x log_batch of {sizes.batch_size:,} "
+             f"metrics, {args.repeats} repetition(s)...")
+    seconds, visible, transport = [], [], []
+    for run_id in run_ids:
+        mark = TRANSPORT.mark()
+        trial_seconds, trial_visible = time_log_batches(client, run_id, batches, count_visible)
+        seconds.append(trial_seconds)
+        visible.append(trial_visible)
+        transport.append(sum(TRANSPORT.since(mark)))
+    progress(f"client:   {args.system}: reading the {points:,} points back (not timed)...")
+    history = client.get_metric_history(run_ids[-1], BATCH_KEY)
+    logged = [(step, loss_at(step)) for step in range(points)]
+    return {
+        "seconds": seconds,
+        "transport_seconds": transport,
+        "points": points,
+        "visible": visible,
+        "read": len(history),
+        "read_identical": sorted((m.step, m.value) for m in history) == logged,
+    }
+
+
+def search(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
+    """Create the runs to search through the client, then ``time_search``."""
+    from mlflow.entities import Metric, Param
+
+    client = mlflow.MlflowClient()
+    experiment_id = client.create_experiment("rest-search")
+    specs = make_runs(sizes.search_runs)
+    progress(f"client:   {args.system}: creating {len(specs):,} runs to search...")
+    start = time.perf_counter()
+    for index, spec in enumerate(specs):
+        run_id = client.create_run(experiment_id, run_name=f"run-{index}",
+                                   tags=spec.tags).info.run_id
+        timestamp = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, value, timestamp, 0) for key, value in spec.metrics.items()],
+            params=[Param(key, value) for key, value in spec.params.items()],
+        )
+        client.set_terminated(run_id)
+    populate_seconds = time.perf_counter() - start
+    created = count_rows(args.db, COUNT_RUNS_SQL, (experiment_id,))
+    progress(f"client:   {args.system}: search, {sizes.search_repeats} timed queries...")
+    mark = TRANSPORT.mark()
+    outcome = time_search(client, experiment_id, sizes.search_repeats)
+    # One request per search: the untimed one for every match, then the timed ones.
+    requests = TRANSPORT.since(mark)
+    transport = (statistics.median(requests[1:])
+                 if len(requests) == 1 + sizes.search_repeats else None)
+    return {**asdict(outcome), "runs": len(specs), "created": created,
+            "populate_seconds": populate_seconds, "transport_seconds": transport}
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=REST_WORKLOADS)
+    parser.add_argument("--sizes", choices=sorted(REST_SIZES), default="full")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="log_batch: how many runs to time, each with every batch")
+    parser.add_argument("--system", choices=sorted(COUNT_SERIES_SQL), required=True,
+                        help="the server's schema, for the fresh reader of --db")
+    parser.add_argument("--db", required=True, help="the server's database file")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+
+    progress("client:   importing mlflow (not timed)...")
+    import mlflow
+
+    TRANSPORT.install()
+
+    results: dict[str, Any] = {
+        "mlflow_version": mlflow.__version__,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    workloads = {"log_batch": log_batch, "search": search}
+    results[args.workload] = workloads[args.workload](mlflow, args, REST_SIZES[args.sizes])
+    args.output.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
