@@ -15,30 +15,6 @@
 See ``labtrack.models.pyfunc`` for the details.
 """
 
-from labtrack.models.pyfunc import (
-    FLAVOR_NAME,
-    ModelLoadError,
-    PyFuncModel,
-    PythonModel,
-    PythonModelContext,
-    SchemaError,
-    add_to_model,
-    get_model_dependencies,
-    load_model,
-    log_model,
-    save_model,
-)
-
-__all__ = [
-    "FLAVOR_NAME",
-    "ModelLoadError",
-    "PyFuncModel",
-    "PythonModel",
-    "PythonModelContext",
-    "SchemaError",
-    "add_to_model",
-    "get_model_dependencies",
-    "load_model",
-    "log_model",
-    "save_model",
-]
+# The public names are the implementation's own ``__all__``: one list to keep.
+from labtrack.models.pyfunc import *  # noqa: F403
+from labtrack.models.pyfunc import __all__ as __all__

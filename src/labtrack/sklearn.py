@@ -12,24 +12,6 @@
 See ``labtrack.models.sklearn`` for the details.
 """
 
-from labtrack.models.sklearn import (
-    FLAVOR_NAME,
-    SERIALIZATION_FORMAT_CLOUDPICKLE,
-    SERIALIZATION_FORMAT_PICKLE,
-    SERIALIZATION_FORMAT_SKOPS,
-    autolog,
-    load_model,
-    log_model,
-    save_model,
-)
-
-__all__ = [
-    "FLAVOR_NAME",
-    "SERIALIZATION_FORMAT_CLOUDPICKLE",
-    "SERIALIZATION_FORMAT_PICKLE",
-    "SERIALIZATION_FORMAT_SKOPS",
-    "autolog",
-    "load_model",
-    "log_model",
-    "save_model",
-]
+# The public names are the implementation's own ``__all__``: one list to keep.
+from labtrack.models.sklearn import *  # noqa: F403
+from labtrack.models.sklearn import __all__ as __all__
