@@ -13,17 +13,21 @@ import tornado.testing
 
 from labtrack.server.context import ServerContext
 from labtrack.server.standalone import make_app
+from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
 
 TOKEN = "widget-token"
 
 
 @contextmanager
-def labtrack_server(folder: Path):
-    """Yields the server's URL; it accepts ``TOKEN`` (set LABTRACK_TRACKING_TOKEN)."""
+def labtrack_server(folder: Path, tokens: dict[str, str] | None = None,
+                    registry_settings: RegistrySettings | None = None):
+    """Yields the server's URL. It accepts ``tokens`` (token → user; by default ``TOKEN``
+    for "widget-user": set LABTRACK_TRACKING_TOKEN)."""
     store = SqliteStore(folder / "labtrack.db")
-    context = ServerContext(store, str(folder))
-    app = make_app(context, {TOKEN: "widget-user"})
+    context = ServerContext(store, str(folder), registry_settings=registry_settings
+                            or RegistrySettings())
+    app = make_app(context, tokens or {TOKEN: "widget-user"})
     sock, port = tornado.testing.bind_unused_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -5,21 +5,15 @@ front ends in a real Chromium, each click served by the kernel-side widget."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
-import tornado.httpserver
-import tornado.testing
 
 import labtrack
 from labtrack.errors import LabtrackError
-from labtrack.server.context import ServerContext
-from labtrack.server.standalone import make_app
 from labtrack.services.permissions import RegistrySettings
-from labtrack.store import SqliteStore
 from labtrack.widgets import RegistryBrowser, TransitionRequests
+from tests.widgets.http_server import labtrack_server
 
 APPROVE = "APPROVE_TRANSITION_REQUEST"
 REJECT = "REJECT_TRANSITION_REQUEST"
@@ -322,36 +316,9 @@ def test_the_requests_fallback_lists_the_open_requests(registry):
 def team_server(tmp_path):
     """``labtrack server``'s application on a loopback port, served from a thread: ann and
     bob each have a token; Production requests need an approver other than the requester."""
-    store = SqliteStore(tmp_path / "team" / "labtrack.db")
-    context = ServerContext(store, str(tmp_path / "team"),
-                            registry_settings=RegistrySettings())
-    app = make_app(context, {"tok-a": "ann", "tok-b": "bob"})
-    sock, port = tornado.testing.bind_unused_port()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-
-        async def start():
-            server = tornado.httpserver.HTTPServer(app)
-            server.add_sockets([sock])
-            return server
-
-        server = loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        server.stop()
-        loop.run_until_complete(server.close_all_connections())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="labtrack-team-server", daemon=True)
-    thread.start()
-    assert started.wait(60), "the server never started"
-    yield port
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(60)
-    context.close()
+    with labtrack_server(tmp_path / "team", {"tok-a": "ann", "tok-b": "bob"},
+                         RegistrySettings()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -359,7 +326,7 @@ def team(team_server, monkeypatch):
     """ann and bob, each with her own ``TrackingClient`` over HTTP; bob created "churn" and
     lets ann edit it; ann registered version 1 from her run "xgb"."""
     # A client takes its token from LABTRACK_TRACKING_TOKEN when it is made.
-    url = f"http://127.0.0.1:{team_server}"
+    url = team_server
     monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", "tok-a")
     ann = labtrack.TrackingClient(url)
     monkeypatch.setenv("LABTRACK_TRACKING_TOKEN", "tok-b")
