@@ -274,5 +274,62 @@ def test_help_lists_every_command(ip, capsys):
     ip.run_line_magic("mlrun", "help")
     out = capsys.readouterr().out
     for command in ("start", "end", "status", "log", "runs", "compare", "models", "requests",
-                    "register"):
+                    "project", "register"):
         assert f"  {command}" in out
+
+
+def _write_project(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "MLproject").write_text(
+        "name: tiny\n"
+        "entry_points:\n"
+        "  main:\n"
+        "    parameters:\n"
+        "      alpha: {type: float, default: 0.1}\n"
+        "      fail: {type: int, default: 0}\n"
+        "    command: python train.py {alpha} {fail}\n")
+    (folder / "train.py").write_text(
+        "import sys\n"
+        "import labtrack\n"
+        "alpha, fail = float(sys.argv[1]), int(sys.argv[2])\n"
+        "for step in range(5):\n"
+        "    labtrack.log_metric('loss', alpha / (step + 1), step=step)\n"
+        "print('trained with', alpha)\n"
+        "sys.exit(3 if fail else 0)\n")
+    return folder
+
+
+def test_project_runs_an_mlproject_into_the_current_experiment_live(ip, tmp_path, capfd):
+    from labtrack.widgets import LiveRun
+
+    project = _write_project(tmp_path / "tiny")
+    labtrack.set_experiment("projects-from-notebook")
+    result = ip.run_line_magic("mlrun", f"project {project} -P alpha=0.5 -n first")
+    assert result.status == RunStatus.FINISHED
+    run = client().get_run(result.run_id)
+    assert (run.info.run_name, run.info.status) == ("first", RunStatus.FINISHED)
+    assert labtrack.get_experiment(run.info.experiment_id).name == "projects-from-notebook"
+    assert run.data.params == {"alpha": "0.5", "fail": "0"}
+    assert run.data.metrics == {"loss": 0.1}
+    assert run.data.tags["mlflow.source.type"] == "PROJECT"
+    assert "trained with 0.5" in capfd.readouterr().out  # the child's output, streamed
+    widget = ip.magics_manager.registry["MlrunMagics"].widgets[-1]
+    assert isinstance(widget, LiveRun) and widget.run_id == result.run_id
+
+    failed = ip.run_line_magic("mlrun", f"project {project} -P fail=1 "
+                                        "--experiment-name elsewhere")
+    assert (failed.status, failed.exit_code) == (RunStatus.FAILED, 3)
+    assert labtrack.get_experiment(failed.experiment_id).name == "elsewhere"
+
+
+def test_project_errors_are_usage_messages_and_create_no_run(ip, tmp_path):
+    project = _write_project(tmp_path / "tiny")
+    labtrack.set_experiment("project-errors")
+    experiment_id = labtrack.get_experiment_by_name("project-errors").experiment_id
+    with pytest.raises(UsageError, match="alpha"):
+        ip.run_line_magic("mlrun", f"project {project} -P alpha=fast")
+    with pytest.raises(UsageError, match="entry point"):
+        ip.run_line_magic("mlrun", f"project {project} -e nowhere")
+    with pytest.raises(UsageError, match="key=value"):
+        ip.run_line_magic("mlrun", f"project {project} -P alpha")
+    assert client().search_runs([experiment_id]) == []

@@ -9,6 +9,7 @@
     %mlrun runs metrics.loss < 0.1      # a table of runs
     %mlrun compare --last 3 --metrics loss,accuracy
     %mlrun models                       # the registry; %mlrun requests to approve
+    %mlrun project examples/project -P alpha=0.5   # an MLproject run, live
     %mlrun help
 
 A ``%%mlrun`` cell always leaves its run ended: FINISHED, FAILED (the traceback is saved with
@@ -114,6 +115,16 @@ def _line_parser() -> _Parser:
         "requests", help="pending transition requests, to approve or reject", add_help=False)
     requests.add_argument("name", nargs="?", default=None, metavar="MODEL",
                           help="only this model's requests (default: every model)")
+    project = commands.add_parser("project", help="run an MLproject as a tracked run, live",
+                                  add_help=False)
+    project.add_argument("uri", metavar="URI", help="a folder, a git repository or repo#subdir")
+    project.add_argument("-e", "--entry-point", default="main")
+    project.add_argument("-v", "--version", default=None, help="git commit or branch")
+    project.add_argument("-P", "--param", action="append", default=[], metavar="KEY=VALUE")
+    project.add_argument("--experiment-name", default=None,
+                         help="experiment (default: the notebook's current one)")
+    project.add_argument("-n", "--run-name", default=None)
+    project.add_argument("--env-manager", choices=["local", "virtualenv"], default=None)
     register = commands.add_parser("register", help="register a run's model",
                                    add_help=False)
     register.add_argument("source", metavar="RUN_ID[/PATH]")
@@ -363,6 +374,34 @@ class MlrunMagics(Magics):
         widget = TransitionRequests(name=args.name)
         self.widgets.append(widget)
         return widget
+
+    def _cmd_project(self, args):
+        """Like ``labtrack run``, from a cell: the child's output streams into the cell, its
+        run shows live beneath, and interrupting the kernel stops it (the run ends KILLED)."""
+        from labtrack.client import fluent
+        from labtrack.projects import ProjectError, run_project
+        from labtrack.projects.runner import parse_parameters
+
+        def show(run_id: str) -> None:
+            try:
+                self._show(run_id)
+            except Exception as error:  # the run goes on without its widget
+                print(f"labtrack: cannot show the live run: {error}")
+
+        experiment_id = None if args.experiment_name else fluent._current_experiment_id(
+            fluent._get_client())
+        try:
+            result = run_project(
+                args.uri, entry_point=args.entry_point, version=args.version,
+                parameters=parse_parameters(args.param),
+                experiment_name=args.experiment_name, experiment_id=experiment_id,
+                run_name=args.run_name, env_manager=args.env_manager,
+                tracking_uri=labtrack.get_tracking_uri(), on_run=show)
+        except ProjectError as error:
+            raise UsageError(str(error)) from None
+        if result.status == RunStatus.KILLED:
+            raise KeyboardInterrupt
+        return result
 
     def _cmd_register(self, args):
         run_id, _, path = args.source.partition("/")

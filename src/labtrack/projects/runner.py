@@ -504,10 +504,11 @@ class ProjectLauncher:
                handoff: TrackingHandoff, run_name: str | None = None,
                parent_run_id: str | None = None, tags: Mapping[str, str] | None = None,
                sinks: OutputSinks | None = None, announce: Callable[[str], None] = say,
-               ) -> ProjectRun:
+               on_run: Callable[[str], None] | None = None) -> ProjectRun:
         """Create a run for ``values``, run the command, end the run; returns once the
-        child has exited. Ctrl-C (in the main thread) or ``stop_all`` stops the child and
-        ends the run KILLED."""
+        child has exited. ``on_run`` gets the run id as soon as the run exists (a notebook
+        shows it live while the child logs). Ctrl-C (in the main thread) or ``stop_all``
+        stops the child and ends the run KILLED."""
         declared, extra = self.resolve_parameters(values)
         env = self.environment()
         if self._stopping:
@@ -527,6 +528,8 @@ class ProjectLauncher:
         child = None
         status, exit_code, error = RunStatus.FAILED, None, None
         try:
+            if on_run is not None:
+                on_run(run_id)
             environ = child_environ(os.environ, env, handoff, run_id, experiment_id)
             child = ChildProcess([*shell_program(), command], self.source.directory, environ,
                                  log_path, sinks or OutputSinks())
@@ -615,6 +618,7 @@ def run_project(
     tracking_uri: str | None = None,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT_S,
     sinks: OutputSinks | None = None,
+    on_run: Callable[[str], None] | None = None,
 ) -> ProjectRun:
     """Run a project once (what ``labtrack run`` does) and return how it ended.
 
@@ -629,6 +633,6 @@ def run_project(
         experiment = resolve_experiment(launcher.client, experiment_name, experiment_id)
         with TrackingHandoff(launcher.client.tracking_uri) as handoff:
             return launcher.launch(parameters or {}, experiment, handoff, run_name=run_name,
-                                   sinks=sinks)
+                                   sinks=sinks, on_run=on_run)
 
 
