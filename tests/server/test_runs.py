@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from labtrack.client.run_context import current_user
 
 MISSING_RUN_ID = "Missing value for required parameter 'run_id'."
@@ -485,6 +487,62 @@ async def test_log_batch_with_a_metric_missing_its_timestamp_names_it(api):
         "run_id": run_id, "metrics": [{"key": "acc", "value": 1}]})
     assert status == 400
     assert data["message"] == "Missing value for required parameter 'metrics[0].timestamp'."
+
+
+async def test_log_batch_reads_every_form_of_a_metric_in_one_batch(api):
+    # Plain JSON numbers, proto3 JSON strings, integral floats and a missing step, mixed.
+    run_id = await run_id_of(api)
+    metrics = [
+        {"key": "m", "value": 0.5, "timestamp": 1, "step": 0},
+        {"key": "m", "value": 2, "timestamp": 2, "step": 1},
+        {"key": "m", "value": "NaN", "timestamp": 3, "step": 2},
+        {"key": "m", "value": "-Infinity", "timestamp": "4", "step": "3"},
+        {"key": "m", "value": 0.25, "timestamp": 5.0, "step": 4.0},
+        {"key": "m", "value": 0.125, "timestamp": 6},
+        {"key": "other", "value": 1.5, "timestamp": 7, "step": 9},
+    ]
+    status, data = await api.post("runs/log-batch", {"run_id": run_id, "metrics": metrics})
+    assert (status, data) == (200, {})
+    _, history = await api.get("metrics/get-history", {"run_id": run_id, "metric_key": "m"})
+    assert [(p["value"], p["timestamp"], p["step"]) for p in history["metrics"]] == [
+        (0.5, 1, 0), (2.0, 2, 1), ("NaN", 3, 2), ("-Infinity", 4, 3), (0.25, 5, 4),
+        (0.125, 6, 0)]
+    latest = {m["key"]: m for m in (await get_run(api, run_id))["data"]["metrics"]}
+    assert latest["other"] == {"key": "other", "value": 1.5, "timestamp": 7, "step": 9}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"value": "high"}, "Invalid value \"high\" for parameter 'metrics[700].value' "
+                            "supplied: expected a number."),
+        ({"value": True}, "Invalid value true for parameter 'metrics[700].value' supplied: "
+                          "expected a number."),
+        ({"timestamp": None}, "Missing value for required parameter 'metrics[700].timestamp'."),
+        ({"key": ""}, "Missing value for required parameter 'metrics[700].key'."),
+        ({"key": 7}, "Invalid value 7 for parameter 'key' supplied: expected a string."),
+        ({"step": 1.5}, "Invalid value 1.5 for parameter 'step' supplied: expected an "
+                        "integer."),
+        ({"step": False}, "Invalid value false for parameter 'step' supplied: expected an "
+                          "integer."),
+        ({"timestamp": -1}, "Invalid timestamp -1 for metric 'm': timestamp must lie in "
+                            "[0, 9223372036854775807]."),
+        ({"step": 2**63}, "Invalid step 9223372036854775808 for metric 'm': step must lie in "
+                          "[-9223372036854775808, 9223372036854775807]."),
+        ({"key": "bad!"}, "Invalid value 'bad!' for parameter 'key' supplied: Metric keys may "
+                          "only contain alphanumerics, underscores (_), dashes (-), periods (.), "
+                          "spaces ( ), colon(:) and slashes (/)."),
+    ],
+)
+async def test_one_bad_metric_in_a_full_batch_is_reported_as_if_alone(api, bad, message):
+    run_id = await run_id_of(api)
+    metrics = [{"key": "m", "value": i / 10, "timestamp": 1000 + i, "step": i}
+               for i in range(1000)]
+    metrics[700] = {**metrics[700], **bad}
+    status, data = await api.post("runs/log-batch", {"run_id": run_id, "metrics": metrics})
+    assert (status, data["error_code"], data["message"]) == (
+        400, "INVALID_PARAMETER_VALUE", message)
+    assert (await get_run(api, run_id))["data"]["metrics"] == []  # nothing of it stored
 
 
 async def test_log_batch_with_metrics_that_are_not_a_list_is_a_wrong_type(api):
