@@ -166,6 +166,50 @@ def test_metric_timestamp_and_step_must_be_int64(service, run_id, timestamp, ste
         service.log_metric(run_id, "m", 1.0, timestamp=timestamp, step=step)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Metric("m", "x", 5, 0),
+        Metric("m", None, 5, 0),
+        Metric("m", True, 5, 0),
+        Metric("bad!", 1.0, 5, 0),
+        Metric("a" * 251, 1.0, 5, 0),
+        Metric(None, 1.0, 5, 0),
+        Metric("m", 1.0, -1, 0),
+        Metric("m", 1.0, 1.5, 0),
+        Metric("m", 1.0, 5, True),
+        Metric("m", 1.0, 5, 2**63),
+        Metric("m", 1.0, 5, -(2**63) - 1),
+    ],
+)
+def test_a_bad_point_in_a_full_batch_is_reported_as_if_alone(service, run_id, bad):
+    good = [Metric("m", i / 10, 1000 + i, i) for i in range(999)]
+    with pytest.raises(InvalidParameterValue) as alone:
+        service.log_batch(run_id, metrics=[bad])
+    with pytest.raises(InvalidParameterValue) as in_batch:
+        service.log_batch(run_id, metrics=[*good[:600], bad, *good[600:]])
+    assert in_batch.value.message == alone.value.message
+    assert service.get_run(run_id).data.metrics == {}
+
+
+def test_the_first_bad_point_of_a_batch_is_the_one_reported(service, run_id):
+    points = [Metric("m", 1.0, 5, i) for i in range(10)]
+    points[3] = Metric("m", 1.0, -1, 3)
+    points[7] = Metric("bad!", 1.0, 5, 7)
+    with pytest.raises(InvalidParameterValue, match="Invalid timestamp -1"):
+        service.log_batch(run_id, metrics=points)
+
+
+def test_a_batch_of_number_like_values_is_stored_as_floats(service, run_id):
+    import numpy
+
+    service.log_batch(run_id, metrics=[Metric("m", 0.5, 1, 0), Metric("m", 3, 2, 1),
+                                       Metric("m", numpy.float32(0.25), 3, 2)])
+    history = service.get_metric_history(run_id, "m")
+    assert [(type(p.value), p.value, p.timestamp, p.step) for p in history] == [
+        (float, 0.5, 1, 0), (float, 3.0, 2, 1), (float, 0.25, 3, 2)]
+
+
 def test_writes_to_a_deleted_run_are_refused(service, run_id):
     service.delete_run(run_id)
     for call in (
