@@ -454,44 +454,47 @@ class SqliteStore(SqliteRegistryMixin, Store):
             "(SELECT value FROM json_each(?)) ORDER BY key",
             (ids_json,),
         ):
-            metrics[run_id].append(Metric(key, _value_or_nan(value), timestamp, step))
-        datasets: dict[str, list[DatasetInput]] = {run_id: [] for run_id in run_ids}
+            metrics[run_id].append(Metric(key, _NAN if value is None else value, timestamp, step))
+        # Most runs have no inputs or outputs: those share one empty (immutable) entity.
+        datasets: dict[str, list[DatasetInput]] = {}
         for run_id, input_tags, *dataset in conn.execute(
             "SELECT i.run_uuid, i.tags, d.name, d.digest, d.source_type, d.source, d.schema, "
             "d.profile FROM run_dataset_inputs i JOIN datasets d USING (dataset_uuid) "
             "WHERE i.run_uuid IN (SELECT value FROM json_each(?)) ORDER BY d.name, d.digest",
             (ids_json,),
         ):
-            datasets[run_id].append(DatasetInput(Dataset(*dataset), json.loads(input_tags)))
-        model_inputs: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+            datasets.setdefault(run_id, []).append(
+                DatasetInput(Dataset(*dataset), json.loads(input_tags)))
+        model_inputs: dict[str, list[str]] = {}
         for run_id, model_id in conn.execute(
             "SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN "
             "(SELECT value FROM json_each(?)) ORDER BY model_id",
             (ids_json,),
         ):
-            model_inputs[run_id].append(model_id)
-        outputs: dict[str, list[ModelOutput]] = {run_id: [] for run_id in run_ids}
+            model_inputs.setdefault(run_id, []).append(model_id)
+        outputs: dict[str, list[ModelOutput]] = {}
         for run_id, model_id, step in conn.execute(
             "SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid IN "
             "(SELECT value FROM json_each(?)) ORDER BY step, model_id",
             (ids_json,),
         ):
-            outputs[run_id].append(ModelOutput(model_id, step))
+            outputs.setdefault(run_id, []).append(ModelOutput(model_id, step))
         by_id = {info.run_id: info for info in infos}
-        return [
-            Run(
-                info=by_id[run_id],
-                data=RunData(
-                    metric_objects=tuple(metrics[run_id]),
-                    params=params[run_id],
-                    tags=tags[run_id],
-                ),
-                inputs=RunInputs(tuple(datasets[run_id]), tuple(model_inputs[run_id])),
-                outputs=RunOutputs(tuple(outputs[run_id])),
-            )
-            for run_id in run_ids
-            if run_id in by_id
-        ]
+        runs = []
+        for run_id in run_ids:
+            info = by_id.get(run_id)
+            if info is None:
+                continue
+            if run_id in datasets or run_id in model_inputs:
+                inputs = RunInputs(tuple(datasets.get(run_id, ())),
+                                   tuple(model_inputs.get(run_id, ())))
+            else:
+                inputs = _NO_INPUTS
+            run_outputs = RunOutputs(tuple(outputs[run_id])) if run_id in outputs else (
+                _NO_OUTPUTS)
+            runs.append(Run(info, RunData(tuple(metrics[run_id]), params[run_id], tags[run_id]),
+                            inputs, run_outputs))
+        return runs
 
     def get_run(self, run_id):
         with self._read() as conn:
@@ -588,6 +591,10 @@ class SqliteStore(SqliteRegistryMixin, Store):
             return self._run_infos(conn, "r.run_uuid = ?", (run_id,))[0]
 
     def _append_metrics(self, conn, run_id: str, metrics: Sequence[Metric]) -> None:
+        keys, values, timestamps, steps = zip(*metrics)
+        if keys.count(keys[0]) == len(keys):  # one series, as most batches are
+            self._append_series(conn, run_id, keys[0], values, timestamps, steps)
+            return
         by_key: dict[str, list[Metric]] = {}
         for metric in metrics:
             points = by_key.get(metric.key)
@@ -969,17 +976,15 @@ def _as_int(experiment_id) -> int | None:
 
 
 def _run_info(row) -> RunInfo:
-    return RunInfo(
-        run_id=row[0],
-        experiment_id=str(row[1]),
-        run_name=row[2],
-        user_id=row[3],
-        status=RunStatus(row[4]),
-        start_time=row[5],
-        end_time=row[6],
-        artifact_uri=row[7],
-        lifecycle_stage=LifecycleStage(row[8]),
-    )
+    # The CHECK constraints keep status and stage to the enums' values.
+    return RunInfo(row[0], str(row[1]), row[2], row[3], _RUN_STATUSES[row[4]], row[5], row[6],
+                   row[7], _LIFECYCLE_STAGES[row[8]])
+
+
+_RUN_STATUSES = {status.value: status for status in RunStatus}
+_LIFECYCLE_STAGES = {stage.value: stage for stage in LifecycleStage}
+_NO_INPUTS = RunInputs()
+_NO_OUTPUTS = RunOutputs()
 
 
 def _run_condition(comparison: Comparison) -> tuple[str, list]:
