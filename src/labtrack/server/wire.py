@@ -45,6 +45,10 @@ def wire_float(value: float) -> float | str:
     return value
 
 
+def _key_values(mapping: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in mapping.items()]
+
+
 def metric(m: Metric, run_id: str | None = None) -> dict[str, Any]:
     out = {"key": m.key, "value": wire_float(m.value), "timestamp": m.timestamp, "step": m.step}
     if run_id is not None:
@@ -96,10 +100,16 @@ class Wire:
         return out
 
     def run(self, run: Run) -> dict[str, Any]:
-        out = run.to_dict()
-        out["info"] = self.run_info(run.info)
-        out["data"]["metrics"] = [metric(m) for m in run.data.metric_objects]
-        return out
+        """``run.to_dict()`` with the public artifact URI and proto3 JSON doubles, built in
+        one pass (a search answers with up to 50,000 runs)."""
+        data = run.data
+        return {
+            "info": self.run_info(run.info),
+            "data": {"metrics": [metric(m) for m in data.metric_objects],
+                     "params": _key_values(data.params), "tags": _key_values(data.tags)},
+            "inputs": run.inputs.to_dict(),
+            "outputs": run.outputs.to_dict(),
+        }
 
     def logged_model(self, model: LoggedModel) -> dict[str, Any]:
         out = model.to_dict()
