@@ -4,6 +4,8 @@
         --system labtrack --db DB --output out.json
     <mlflow-python> benchmarks/_rest_client.py search --sizes full --system mlflow --db DB \
         --output out.json
+    <mlflow-python> benchmarks/_rest_client.py populate --sizes full --system mlflow --db DB \
+        --output out.json
 
 Run with the interpreter of MLflow's own venv. The server is whatever ``MLFLOW_TRACKING_URI``
 names (with ``MLFLOW_TRACKING_TOKEN`` when it needs one), exactly as users point the client at
@@ -11,6 +13,10 @@ a server; ``bench_rest.py`` runs this script once per workload and server, with 
 arguments but ``--system`` (which only says how a fresh ``sqlite3`` reader counts the points in
 ``--db``, the server's database file). Importing MLflow and building the metric objects happen
 before any clock starts.
+
+``populate`` talks to no server: before ``mlflow server`` starts, it writes the runs that
+``search`` searches into ``--db`` by direct SQL (MLflow creates the database and the
+experiment, ``_mlflow_workloads.insert_runs`` the rows), as ``bench_tracking.py`` does.
 
 The client is not modified, but ``requests.Session.send`` — through which every request of
 the client goes — is timed: its time is sending the request, the server's work and receiving
@@ -31,9 +37,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from _mlflow_workloads import insert_runs
 from _workloads import (
     COUNT_RUNS_SQL,
     COUNT_SERIES_SQL,
+    REST_SEARCH_EXPERIMENT,
     REST_SIZES,
     REST_WORKLOADS,
     RestSizes,
@@ -123,35 +131,47 @@ def log_batch(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
 
 
 def search(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
-    """Create the runs to search through the client, then ``time_search``."""
-    from mlflow.entities import Metric, Param
-
+    """``time_search`` over the runs written before the server started."""
     client = mlflow.MlflowClient()
-    experiment_id = client.create_experiment("rest-search")
-    specs = make_runs(sizes.search_runs)
-    progress(f"client:   {args.system}: creating {len(specs):,} runs to search...")
-    start = time.perf_counter()
-    for index, spec in enumerate(specs):
-        run_id = client.create_run(experiment_id, run_name=f"run-{index}",
-                                   tags=spec.tags).info.run_id
-        timestamp = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(key, value, timestamp, 0) for key, value in spec.metrics.items()],
-            params=[Param(key, value) for key, value in spec.params.items()],
-        )
-        client.set_terminated(run_id)
-    populate_seconds = time.perf_counter() - start
+    experiment = client.get_experiment_by_name(REST_SEARCH_EXPERIMENT)
+    if experiment is None:
+        raise SystemExit(f"The server has no experiment {REST_SEARCH_EXPERIMENT!r}: the runs "
+                         "to search are written before it starts (see bench_rest.py).")
+    experiment_id = experiment.experiment_id
     created = count_rows(args.db, COUNT_RUNS_SQL, (experiment_id,))
-    progress(f"client:   {args.system}: search, {sizes.search_repeats} timed queries...")
+    progress(f"client:   {args.system}: search over {created:,} runs, "
+             f"{sizes.search_repeats} timed queries...")
     mark = TRANSPORT.mark()
     outcome = time_search(client, experiment_id, sizes.search_repeats)
     # One request per search: the untimed one for every match, then the timed ones.
     requests = TRANSPORT.since(mark)
     transport = (statistics.median(requests[1:])
                  if len(requests) == 1 + sizes.search_repeats else None)
-    return {**asdict(outcome), "runs": len(specs), "created": created,
-            "populate_seconds": populate_seconds, "transport_seconds": transport}
+    return {**asdict(outcome), "runs": sizes.search_runs, "created": created,
+            "transport_seconds": transport}
+
+
+def populate(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
+    """The runs to search, in ``--db`` before ``mlflow server`` opens it: the database, its
+    schema and the experiment made by MLflow's own store, opened as ``mlflow server
+    --artifacts-destination …`` opens it (artifacts proxied under ``mlflow-artifacts:/``),
+    then every run bulk-inserted by ``insert_runs``, the direct SQL of ``bench_tracking.py``'s
+    search workload."""
+    from mlflow.store.tracking import DEFAULT_ARTIFACTS_URI
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    if args.system != "mlflow":
+        raise SystemExit("populate writes MLflow's schema: --system mlflow only")
+    store = SqlAlchemyStore(f"sqlite:///{Path(args.db).resolve()}", DEFAULT_ARTIFACTS_URI)
+    experiment_id = store.create_experiment(REST_SEARCH_EXPERIMENT)
+    specs = make_runs(sizes.search_runs)
+    progress(f"client:   mlflow: populating {len(specs):,} runs by direct SQL...")
+    start = time.perf_counter()
+    insert_runs(Path(args.db), store.get_experiment(experiment_id), specs)
+    seconds = time.perf_counter() - start
+    store.engine.dispose()
+    return {"experiment_id": experiment_id, "runs": len(specs), "populate_seconds": seconds,
+            "created": count_rows(args.db, COUNT_RUNS_SQL, (experiment_id,))}
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -159,7 +179,7 @@ def search(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=REST_WORKLOADS)
+    parser.add_argument("workload", choices=(*REST_WORKLOADS, "populate"))
     parser.add_argument("--sizes", choices=sorted(REST_SIZES), default="full")
     parser.add_argument("--repeats", type=int, default=1,
                         help="log_batch: how many runs to time, each with every batch")
@@ -172,14 +192,15 @@ def main() -> None:
     progress("client:   importing mlflow (not timed)...")
     import mlflow
 
-    TRANSPORT.install()
+    if args.workload != "populate":
+        TRANSPORT.install()
 
     results: dict[str, Any] = {
         "mlflow_version": mlflow.__version__,
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
     }
-    workloads = {"log_batch": log_batch, "search": search}
+    workloads = {"log_batch": log_batch, "search": search, "populate": populate}
     results[args.workload] = workloads[args.workload](mlflow, args, REST_SIZES[args.sizes])
     args.output.write_text(json.dumps(results, indent=2))
 

@@ -100,12 +100,15 @@ SIZES = {"full": FULL, "quick": QUICK}
 # -- the REST benchmark (bench_rest.py) ------------------------------------------------------
 
 REST_WORKLOADS = ("log_batch", "search")
+# The experiment holding the runs searched, written before the servers start.
+REST_SEARCH_EXPERIMENT = "rest-search"
 
 
 @dataclass(frozen=True)
 class RestSizes:
     """How much work the REST workloads do; the same for both servers, except how many times
-    the batches are repeated (``batch_repeats*``, each repetition in a new run)."""
+    the batches are repeated (``batch_repeats*``, each repetition in a new run). The search
+    runs over as many runs as ``bench_tracking.py``'s search workload."""
 
     batches: int
     batch_size: int
@@ -124,7 +127,7 @@ REST_FULL = RestSizes(
     batch_size=1_000,
     batch_repeats=3,
     batch_repeats_mlflow=3,
-    search_runs=1_000,
+    search_runs=FULL.runs,
     search_repeats=15,
 )
 
@@ -133,7 +136,7 @@ REST_QUICK = RestSizes(
     batch_size=1_000,
     batch_repeats=2,
     batch_repeats_mlflow=1,
-    search_runs=100,
+    search_runs=QUICK.runs,
     search_repeats=3,
 )
 

@@ -4,13 +4,17 @@
     .venv/bin/python benchmarks/bench_rest.py --quick    # smoke test, 1-3 minutes
     .venv/bin/python benchmarks/bench_rest.py --only search --mlflow-python PATH
 
-Starts ``labtrack server`` (this venv) and ``mlflow server`` with a ``sqlite:///`` store
-(MLflow's own venv, ``benchmarks/.work/mlflow-venv`` or ``--mlflow-python``) on free loopback
-ports, then runs the same client workload — ``_rest_client.py``, the stock ``mlflow`` client
-in MLflow's interpreter — against each server in turn, workload by workload: labtrack, then
-MLflow. Both servers are stopped at the end, whatever happens. Nothing is scaled and nothing is
-populated by direct SQL: every run and point goes through the client and the server's REST API.
-See README.md.
+For each workload, starts ``labtrack server`` (this venv) and ``mlflow server`` with a
+``sqlite:///`` store (MLflow's own venv, ``benchmarks/.work/mlflow-venv`` or
+``--mlflow-python``) on fresh stores and free loopback ports, then runs the same client
+workload — ``_rest_client.py``, the stock ``mlflow`` client in MLflow's interpreter — against
+each server in turn: labtrack, then MLflow. Both servers are stopped after the workload,
+whatever happens. Nothing is scaled. The ``log_batch`` points go through the client and the
+servers' REST APIs. The runs searched are written before the servers start, since creating
+10,000 runs through MLflow's REST API takes about half an hour: labtrack's through its own
+Python API (``TrackingClient`` on the store), MLflow's by direct SQL into its own tables, as
+``bench_tracking.py``'s search workload does (``_mlflow_workloads.insert_runs``). See
+README.md.
 """
 
 from __future__ import annotations
@@ -33,13 +37,16 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+from _mlflow_workloads import SYSTEM_TAGS
 from _workloads import (
+    REST_SEARCH_EXPERIMENT,
     REST_SIZES,
     REST_WORKLOADS,
     SEARCH_FILTER,
     SEARCH_MAX_RESULTS,
     SEARCH_ORDER_BY,
     RestSizes,
+    RunSpec,
     expected_search,
     make_runs,
     progress,
@@ -65,7 +72,9 @@ from bench_tracking import (
 )
 
 import labtrack
+from labtrack import TrackingClient
 from labtrack.config import sqlite_database_path
+from labtrack.entities import Metric, Param
 
 RESULTS = HERE / "results" / "rest-latest.md"
 CLIENT = HERE / "_rest_client.py"
@@ -206,9 +215,10 @@ class Server:
 
 
 def labtrack_server(data: Path, token: str) -> tuple[Server, Path]:
-    """``labtrack server`` on a folder store, and that store's database file."""
+    """``labtrack server`` on the folder store ``data/labtrack`` (created when missing), and
+    that store's database file."""
     store = data / "labtrack"
-    store.mkdir(parents=True)
+    store.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ)  # LABTRACK_* settings were removed in main()
     command = [str(Path(sys.executable).with_name("labtrack")), "server", "--host", "127.0.0.1",
@@ -219,9 +229,10 @@ def labtrack_server(data: Path, token: str) -> tuple[Server, Path]:
 
 
 def mlflow_server(python: Path, data: Path) -> tuple[Server, Path]:
-    """``mlflow server`` on a ``sqlite:///`` store, as its documentation starts it."""
+    """``mlflow server`` on the ``sqlite:///`` store ``data/mlflow/mlflow.db`` (created when
+    missing), as its documentation starts it."""
     home = data / "mlflow"
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     db = home / "mlflow.db"
     port = free_port()
     command = [str(python), "-m", "mlflow", "server",
@@ -236,14 +247,17 @@ def mlflow_server(python: Path, data: Path) -> tuple[Server, Path]:
 # -- the client ------------------------------------------------------------------------------
 
 
-def run_client(python: Path, workload: str, server: Server, system: str, db: Path,
+def run_client(python: Path, workload: str, server: Server | None, system: str, db: Path,
                sizes_name: str, data: Path, repeats: int = 1) -> dict:
-    """``_rest_client.py`` in MLflow's interpreter against ``server``; its results."""
+    """``_rest_client.py`` in MLflow's interpreter against ``server`` (None: ``populate``,
+    which needs none); its results."""
     output = data / f"client-{workload}-{system}.json"
     env = mlflow_env()
-    env.update(MLFLOW_TRACKING_URI=server.url, MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
-    if server.token:
-        env["MLFLOW_TRACKING_TOKEN"] = server.token
+    if server is not None:
+        env.update(MLFLOW_TRACKING_URI=server.url,
+                   MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
+        if server.token:
+            env["MLFLOW_TRACKING_TOKEN"] = server.token
     # Loopback traffic must not go through a proxy configured for the outside world.
     no_proxy = ",".join(filter(None, [env.get("NO_PROXY"), "127.0.0.1", "localhost"]))
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
@@ -252,6 +266,46 @@ def run_client(python: Path, workload: str, server: Server, system: str, db: Pat
                "--output", str(output)]
     subprocess.run(command, env=env, cwd=data, check=True)
     return json.loads(output.read_text())
+
+
+# -- the runs searched, before the servers start ---------------------------------------------
+
+
+def populate_labtrack(db: Path, specs: list[RunSpec]) -> dict:
+    """The runs to search, through labtrack's own API on the store: per run, ``create_run``
+    (named, with the run's 2 tags and the 4 source tags MLflow's direct-SQL runs carry),
+    ``log_batch`` of its 5 params and 3 metrics, ``set_terminated`` — the calls the REST
+    client would make, in-process."""
+    client = TrackingClient(str(db))
+    experiment_id = client.create_experiment(REST_SEARCH_EXPERIMENT)
+    progress(f"labtrack: populating {len(specs):,} runs through TrackingClient...")
+    start = time.perf_counter()
+    for index, spec in enumerate(specs):
+        run_id = client.create_run(experiment_id, run_name=f"run-{index}",
+                                   tags={**SYSTEM_TAGS, **spec.tags}).info.run_id
+        timestamp = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, value, timestamp, 0) for key, value in spec.metrics.items()],
+            params=[Param(key, value) for key, value in spec.params.items()],
+        )
+        client.set_terminated(run_id)
+    client.flush()
+    seconds = time.perf_counter() - start
+    client.service.store.close()  # the server opens its own connections
+    return {"experiment_id": experiment_id, "runs": len(specs), "populate_seconds": seconds}
+
+
+def populate_search(python: Path, data: Path, sizes: RestSizes, sizes_name: str) -> dict:
+    """Both stores of the search workload, with the same runs; how long each took."""
+    lt_db = sqlite_database_path(str(data / "labtrack"))
+    lt_db.parent.mkdir(parents=True)
+    ml_db = data / "mlflow" / "mlflow.db"
+    ml_db.parent.mkdir(parents=True)
+    labtrack_side = populate_labtrack(lt_db, make_runs(sizes.search_runs))
+    mlflow_side = run_client(python, "populate", None, "mlflow", ml_db, sizes_name,
+                             data)["populate"]
+    return {"labtrack": labtrack_side, "mlflow": mlflow_side}
 
 
 # -- putting the two together ----------------------------------------------------------------
@@ -311,32 +365,41 @@ def compare_log_batch(report: Report, lt: dict, ml: dict, sizes: RestSizes) -> N
           f"MLflow {ml['read']:,})")
 
 
-def compare_search(report: Report, lt: dict, ml: dict, sizes: RestSizes) -> None:
+def compare_search(report: Report, lt: dict, ml: dict, sizes: RestSizes,
+                   populated: dict) -> None:
     runs = lt["runs"]
     report.rows.append(Row(
         "search",
         f"2. `search_runs` over {runs:,} runs: `{SEARCH_FILTER}` by "
         f"`{', '.join(SEARCH_ORDER_BY)}`, top {SEARCH_MAX_RESULTS}",
         Timing(lt["seconds"], f"median of {lt['repeats']}"),
-        Timing(ml["seconds"], f"median of {ml['repeats']}"),
+        Timing(ml["seconds"], f"median of {ml['repeats']}; runs populated by direct SQL"),
         TARGET,
     ))
     client_share(report, "`search_runs`", lt["seconds"], lt["transport_seconds"],
                  ml["seconds"], ml["transport_seconds"], "search", 1)
 
-    def created(result: dict) -> str:
-        seconds = result["populate_seconds"]
-        return f"{format_seconds(seconds)} ({format_count(result['runs'] / seconds)} runs/s)"
+    def took(side: dict) -> str:
+        seconds = side["populate_seconds"]
+        return f"{format_seconds(seconds)} ({format_count(side['runs'] / seconds)} runs/s)"
 
     report.lines.append(
-        f"The {runs:,} runs searched were created through the same client (`create_run` with 2 "
-        "tags, `log_batch` of 5 params and 3 metrics, `set_terminated`: 3 requests per run) in "
-        f"labtrack {created(lt)}, MLflow {created(ml)}; not timed, not a target."
+        f"**The {runs:,} runs searched** (each finished, with 5 params, 3 metrics and 7 tags: "
+        "its name, its 2 tags and the 4 source tags MLflow's fluent API sets) were written "
+        "before either server started; not timed, not a target. labtrack's through its own API "
+        "on the store (`TrackingClient`: `create_run`, `log_batch`, `set_terminated` per run) "
+        f"in {took(populated['labtrack'])}. MLflow's were **populated by direct SQL**, as for "
+        "`bench_tracking.py`'s search: MLflow's `SqlAlchemyStore` created the database, its "
+        "schema and the experiment (opened as `mlflow server` opens it), then "
+        "`_mlflow_workloads.insert_runs` bulk-inserted the runs into its `runs`, `params`, "
+        f"`tags`, `metrics` and `latest_metrics` tables with sqlite3, in "
+        f"{took(populated['mlflow'])}, because creating them through its REST API (3 requests "
+        "per run) would take many minutes."
     )
     expected = expected_search(make_runs(runs))
     check(report, lt["created"] == ml["created"] == runs == ml["runs"],
-          f"both stores hold the {runs:,} runs created (labtrack {lt['created']:,}, "
-          f"MLflow {ml['created']:,})")
+          f"both servers' stores hold the {runs:,} runs written (labtrack "
+          f"{lt['created']:,}, MLflow {ml['created']:,})")
     check(report, lt["matches"] == ml["matches"] == len(expected),
           f"both servers match the same {len(expected):,} of {runs:,} runs "
           f"(labtrack {lt['matches']:,}, MLflow {ml['matches']:,})")
@@ -349,21 +412,22 @@ def compare_search(report: Report, lt: dict, ml: dict, sizes: RestSizes) -> None
 
 
 NOTES = """\
-Ratio = MLflow's server time / labtrack's server time for the same client work. Both servers
-run on this machine at the same time, as subprocesses on loopback ports; the client is the
-same stock `mlflow` client in the same interpreter for both, one process per workload and
-server, so its own time (building requests, JSON, checks) is in both columns — see where the
-time goes. Times are wall-clock; imports, server start-up, the warm-up requests (creating the
-experiment and runs, one small `log_batch`) and the creation of the runs searched are not
+Ratio = MLflow's server time / labtrack's server time for the same client work. For each
+workload both servers are started on fresh stores and run on this machine at the same time,
+as subprocesses on loopback ports; the client is the same stock `mlflow` client in the same
+interpreter for both, one process per workload and server, so its own time (building
+requests, JSON, checks) is in both columns — see where the time goes. Times are wall-clock;
+imports, server start-up, the warm-up requests (creating the experiment and runs, one small
+`log_batch`, the untimed search for every match) and the writing of the runs searched are not
 timed. Each server runs as shipped: `mlflow server` with its defaults (4 uvicorn workers) on a
 `sqlite:///` store, `labtrack server` with its defaults (8 store threads) on a folder."""
 
 
-def machine(ml: dict, load: float | None, servers: dict[str, Server]) -> list[str]:
+def machine(ml: dict, load: float | None, mlflow_servers: dict[str, Server]) -> list[str]:
     version = ml.get("mlflow_version", "?")
-    server = servers.get("mlflow")
-    came_up = (f"; answered /health {server.startup_seconds:.0f} s after start, idle "
-               f"{server.settle_seconds:.0f} s later" if server else "")
+    came_up = "".join(
+        f"; for {name}, answered /health {server.startup_seconds:.0f} s after start, idle "
+        f"{server.settle_seconds:.0f} s later" for name, server in mlflow_servers.items())
     return [
         machine_line(load),
         f"- labtrack {labtrack.__version__} (commit {labtrack_commit()}): `labtrack server`, "
@@ -422,35 +486,41 @@ def main() -> int:
 
     lt: dict[str, dict] = {}
     ml: dict = {}
-    with ExitStack() as stack:
-        lt_server, lt_db = labtrack_server(data, secrets.token_urlsafe(24))
-        ml_server, ml_db = mlflow_server(python, data)
-        servers = {"labtrack": lt_server, "mlflow": ml_server}
-        for server in servers.values():
-            stack.callback(server.stop)
-            server.start()
-        for server in servers.values():
-            server.wait_ready()
-        for server in servers.values():
-            server.wait_idle()
-
-        # Workload by workload, labtrack then MLflow, so that both meet the same machine.
-        for name in selected:
+    populated: dict = {}
+    mlflow_servers: dict[str, Server] = {}
+    # Workload by workload, each with a fresh pair of servers; labtrack then MLflow, so that
+    # both meet the same machine.
+    for name in selected:
+        work = data / name
+        if name == "search":
+            populated = populate_search(python, work, sizes, mode)
+        with ExitStack() as stack:
+            lt_server, lt_db = labtrack_server(work, secrets.token_urlsafe(24))
+            ml_server, ml_db = mlflow_server(python, work)
+            mlflow_servers[name] = ml_server
+            servers = (lt_server, ml_server)
+            for server in servers:
+                stack.callback(server.stop)
+                server.start()
+            for server in servers:
+                server.wait_ready()
+            for server in servers:
+                server.wait_idle()
             batches = name == "log_batch"
-            lt[name] = run_client(python, name, lt_server, "labtrack", lt_db, mode, data,
+            lt[name] = run_client(python, name, lt_server, "labtrack", lt_db, mode, work,
                                   sizes.batch_repeats if batches else 1)[name]
-            ml.update(run_client(python, name, ml_server, "mlflow", ml_db, mode, data,
+            ml.update(run_client(python, name, ml_server, "mlflow", ml_db, mode, work,
                                  sizes.batch_repeats_mlflow if batches else 1))
 
     report = Report()
     if "log_batch" in selected:
         compare_log_batch(report, lt["log_batch"], ml["log_batch"], sizes)
     if "search" in selected:
-        compare_search(report, lt["search"], ml["search"], sizes)
+        compare_search(report, lt["search"], ml["search"], sizes, populated)
     list_missed_targets(report)
     text = render("labtrack vs MLflow: REST server benchmark", "benchmarks/bench_rest.py",
                   report, ml.get("mlflow_version", "?"), mode, time.perf_counter() - started,
-                  machine(ml, load, servers), NOTES)
+                  machine(ml, load, mlflow_servers), NOTES)
     print("\n" + text)
     write_atomically(output, text)
     progress(f"Written to {output}")
