@@ -72,6 +72,12 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict]:
+    """Where the prebuilt JupyterLab side panel lives (for ``jupyter labextension develop``;
+    an installed wheel puts it in ``share/jupyter/labextensions/labtrack``)."""
+    return [{"src": "labextension", "dest": "labtrack"}]
+
+
 def _jupyter_server_extension_points() -> list[dict]:
     """Tells jupyter_server where the extension lives (imported only when it loads)."""
     from labtrack.server.app import LabTrack
