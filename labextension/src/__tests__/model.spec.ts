@@ -7,6 +7,10 @@ import { ApiError, LabtrackApi } from '../api';
 import {
   Change,
   PanelModel,
+  activityText,
+  atLeast,
+  canTransition,
+  directTargets,
   handshakeOf,
   modelSummary,
   relativeTo,
@@ -337,6 +341,43 @@ describe('the registry', () => {
     ]);
     await expect(panel.refresh()).rejects.toBeInstanceOf(ApiError);
     expect(panel.requestsError?.readable).toBe('Internal server error; see the server log.');
+  });
+});
+
+describe('registry rules, as the server applies them', () => {
+  it('orders permission levels', () => {
+    expect(atLeast('CAN_MANAGE', 'CAN_EDIT')).toBe(true);
+    expect(atLeast('CAN_EDIT', 'CAN_EDIT')).toBe(true);
+    expect(atLeast('CAN_READ', 'CAN_EDIT')).toBe(false);
+    expect(atLeast(null, 'CAN_READ')).toBe(false);
+  });
+
+  it('needs the Production level for any move touching Production', () => {
+    const staging = 'CAN_MANAGE_STAGING_VERSIONS';
+    expect(canTransition(staging, 'None', 'Staging')).toBe(true);
+    expect(canTransition(staging, 'Staging', 'Archived')).toBe(true);
+    expect(canTransition(staging, 'Staging', 'Production')).toBe(false);
+    expect(canTransition(staging, 'Production', 'Archived')).toBe(false);
+    expect(canTransition('CAN_MANAGE_PRODUCTION_VERSIONS', 'Staging', 'Production')).toBe(true);
+    expect(canTransition('CAN_MANAGE', 'Staging', 'Staging')).toBe(false);
+    expect(directTargets(staging, 'None')).toEqual(['Staging', 'Archived']);
+    expect(directTargets('CAN_EDIT', 'None')).toEqual([]);
+  });
+
+  it('tells the history in sentences', () => {
+    const base = { id: '1', model_name: 'm', user_id: 'olivia', creation_timestamp: 1, last_updated_timestamp: 1 };
+    expect(
+      activityText({ ...base, activity_type: 'APPROVED_REQUEST', version: '3', from_stage: 'None', to_stage: 'Production' })
+    ).toBe('olivia approved moving version 3 from None to Production');
+    expect(activityText({ ...base, activity_type: 'NEW_COMMENT', version: '2' })).toBe(
+      'olivia commented on version 2'
+    );
+    expect(
+      activityText({ ...base, activity_type: 'ALIAS_SET', version: '1', system_comment: "Alias 'champion' now points to version 1." })
+    ).toBe("olivia: Alias 'champion' now points to version 1.");
+    expect(activityText({ ...base, activity_type: 'REGISTERED_MODEL_CREATED' })).toBe(
+      'olivia created the model'
+    );
   });
 });
 
