@@ -132,11 +132,46 @@ def test_summary_level_choice():
 def test_reduce_points_bounds_and_order():
     rng = random.Random(3)
     points = [(i, i, rng.random()) for i in range(10_000)]
-    rows = downsampling.reduce_points(points, 101, lambda step, timestamp: step)
+    rows = downsampling.reduce_points(points, 101, "step")
     assert len(rows) <= 101
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
     assert max(r[3] for r in rows) == max(p[2] for p in points)
     assert min(r[3] for r in rows) == min(p[2] for p in points)
-    same_x = downsampling.reduce_points([(0, i, float(i % 7)) for i in range(500)], 10,
-                                        lambda step, timestamp: step)
-    assert {r[3] for r in same_x} >= {0.0, 6.0}
+    same_x = downsampling.reduce_points([(0, i, float(i % 7)) for i in range(500)], 10, "step")
+    assert {r[3] for r in same_x} >= {0.0, 6.0} and len(same_x) <= 10
+
+
+def test_reduce_points_matches_a_brute_force_reduction():
+    """Against the definition, on awkward data: NaN runs, infinities, repeated x, unsorted
+    input. Every group's extremes are kept, nothing else but the ends."""
+    rng = random.Random(11)
+    for trial in range(200):
+        n = rng.randrange(1, 3000)
+        max_points = rng.randrange(3, 200)
+        steps = [rng.randrange(0, n // 3 + 1) for _ in range(n)]
+        values = [rng.choice([float("nan"), float("inf"), float("-inf")])
+                  if rng.random() < 0.05 else rng.gauss(0, 1) for _ in range(n)]
+        if trial % 7 == 0:  # a long NaN stretch: whole groups without a real value
+            start = rng.randrange(n)
+            end = min(n, start + rng.randrange(1, n // 2 + 2))
+            values[start:end] = [float("nan")] * (end - start)
+        points = [(s, 1000 + i, v) for i, (s, v) in enumerate(zip(steps, values, strict=True))]
+        rows = downsampling.reduce_points(points, max_points, "step")
+        assert len(rows) <= max_points
+        assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+        if n <= max_points:
+            assert len(rows) == n
+            continue
+        groups = downsampling.group_count(max_points)
+        low, high = min(steps), max(steps)
+        width = (high - low) / groups
+        kept = {(r[1], r[2]) for r in rows}
+        for group in range(groups):
+            inside = [p for p in points if (group == groups - 1 and low + group * width <= p[0])
+                      or low + group * width <= p[0] < low + (group + 1) * width]
+            real = [p[2] for p in inside if not math.isnan(p[2])]
+            if real:
+                values_kept = {p[2] for p in inside if (p[0], p[1]) in kept}
+                assert min(real) in values_kept and max(real) in values_kept
+            elif inside:
+                assert any((p[0], p[1]) in kept for p in inside)

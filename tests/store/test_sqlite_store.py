@@ -197,6 +197,29 @@ def test_summaries_appear_once_a_series_outgrows_a_bucket(store):
     assert level1[0].max[2] == 5.0
 
 
+def test_summary_points_are_each_buckets_first_last_and_extremes_once(store):
+    make_run(store)
+    values = [float(i % 50) for i in range(3000)]
+    values[100:300] = [math.nan] * 200  # bucket 2 (128..191) is NaN only: no extremes
+    steps = list(range(3000))
+    store.append_metric_columns("r1", {"m": (values, [1000 + s for s in steps], steps)})
+    (series,) = store.get_metric_series(["r1"], ["m"])
+    buckets = store.read_metric_buckets(series.series_id, 0)
+    expected = set()
+    for bucket in buckets:
+        expected.update(p for p in (bucket.first, bucket.last, bucket.min, bucket.max)
+                        if p is not None)
+    points = store.read_metric_summary_points(series.series_id, 0)
+
+    def comparable(point):  # NaN != NaN: compare NaN values as None
+        return point[0], point[1], None if math.isnan(point[2]) else point[2]
+
+    assert len(points) <= 4 * len(buckets)
+    assert {comparable(p) for p in points} == {comparable(p) for p in expected}
+    assert any(math.isnan(p[2]) for p in points)  # first/last of the NaN bucket
+    assert store.read_metric_summary_points(series.series_id, 3) == []
+
+
 def test_history_keeps_duplicates_and_appends_across_batches(store):
     make_run(store)
     store.log_batch("r1", [Metric("m", 1.0, 1, 0)] * 3, [], [])

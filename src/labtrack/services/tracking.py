@@ -504,20 +504,17 @@ class TrackingService:
         )
         if max_points < 3:
             raise InvalidParameterValue("Invalid value for 'max_points': it must be at least 3.")
-        downsampling.x_function(x_axis, None)  # validates x_axis
+        downsampling.check_x_axis(x_axis)
         series = []
         for info in self.store.get_metric_series(list(run_ids), keys):
-            x_of = downsampling.x_function(x_axis, info.run_start_time)
             level = downsampling.summary_level(info.point_count, max_points)
             if level is None:
                 points = self.store.read_metric_points(info.series_id)
                 resolution = 1
             else:
-                points = downsampling.bucket_points(
-                    self.store.read_metric_buckets(info.series_id, level)
-                )
+                points = self.store.read_metric_summary_points(info.series_id, level)
                 resolution = downsampling.LEVEL_SIZES[level]
-            rows = downsampling.reduce_points(points, max_points, x_of)
+            rows = downsampling.reduce_points(points, max_points, x_axis, info.run_start_time)
             series.append(
                 MetricSeries(
                     run_id=info.run_id,

@@ -274,6 +274,13 @@ class Store(RegistryStore, ABC):
     def read_metric_buckets(self, series_id: int, level: int) -> list[MetricBucket]:
         """The summaries of one level (``metric_summary.LEVEL_SIZES``) in bucket order."""
 
+    @abstractmethod
+    def read_metric_summary_points(self, series_id: int, level: int
+                                   ) -> list[tuple[int, int, float]]:
+        """The real points one level's buckets preserve (each bucket's first, last, minimum
+        and maximum) as ``(step, timestamp, value)``, in no particular order and possibly
+        repeated: what a chart reduces instead of the raw series."""
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property

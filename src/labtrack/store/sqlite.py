@@ -944,6 +944,24 @@ class SqliteStore(SqliteRegistryMixin, Store):
         ).fetchall()
         return [(s, t, _NAN if v is None else v) for s, t, v in rows]
 
+    def read_metric_summary_points(self, series_id, level):
+        # One scan of the level's rows, turned into points by column (tuple concatenation
+        # and zip run at C speed): no per-bucket objects in Python. A point that is both a
+        # bucket's first and its minimum, say, comes back twice; reductions do not mind.
+        with _gc_paused():
+            rows = self._conn().execute(_SUMMARY_POINTS_SQL, (series_id, level)).fetchall()
+            if not rows:
+                return []
+            c = [tuple(map(itemgetter(k), rows)) for k in range(12)]
+            steps = c[0] + c[1] + c[2] + c[3]
+            timestamps = c[4] + c[5] + c[6] + c[7]
+            values = c[8] + c[9] + c[10] + c[11]
+            points = list(zip(steps, timestamps, values, strict=True))
+        if None in steps or None in values:
+            # NULL step: an all-NaN bucket has no extremes. NULL value: NaN.
+            return [(s, t, _NAN if v is None else v) for s, t, v in points if s is not None]
+        return points
+
     def read_metric_buckets(self, series_id, level):
         rows = self._conn().execute(
             "SELECT bucket, count, first_step, first_timestamp, first_value, last_step, "
@@ -963,6 +981,14 @@ class SqliteStore(SqliteRegistryMixin, Store):
             )
             for row in rows
         ]
+
+
+_SUMMARY_POINTS_SQL = (
+    "SELECT first_step, last_step, min_step, max_step, "
+    "first_timestamp, last_timestamp, min_timestamp, max_timestamp, "
+    "first_value, last_value, min_value, max_value "
+    "FROM metric_buckets WHERE series_id = ? AND level = ?"
+)
 
 
 # -- SQL building helpers ---------------------------------------------------------------------
