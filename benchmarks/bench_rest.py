@@ -1,7 +1,7 @@
 """Benchmark labtrack's REST server against ``mlflow server``, driven by the same stock client.
 
-    .venv/bin/python benchmarks/bench_rest.py            # full run, 5-7 minutes
-    .venv/bin/python benchmarks/bench_rest.py --quick    # smoke test, 1-3 minutes
+    .venv/bin/python benchmarks/bench_rest.py            # full run, 3-6 minutes
+    .venv/bin/python benchmarks/bench_rest.py --quick    # smoke test, 2-4 minutes
     .venv/bin/python benchmarks/bench_rest.py --only search --mlflow-python PATH
 
 For each workload, starts ``labtrack server`` (this venv) and ``mlflow server`` with a
@@ -446,7 +446,7 @@ def machine(ml: dict, load: float | None, mlflow_servers: dict[str, Server]) -> 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes: a smoke test of 1-3 minutes")
+                        help="smaller sizes: a smoke test of 2-4 minutes")
     parser.add_argument("--only", action="append", choices=REST_WORKLOADS, metavar="NAME",
                         help=f"run only this workload (repeatable): {', '.join(REST_WORKLOADS)}")
     parser.add_argument("--mlflow-python", metavar="PATH",
