@@ -10,7 +10,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabtrackApi } from './api';
-import { CommandIDs, panelActions, registerCommands } from './commands';
+import { panelActions, registerCommands } from './commands';
 import { LabtrackPanel } from './components/LabtrackPanel';
 import { labtrackIcon, labtrackIconWithCount } from './icon';
 import { PanelModel } from './model';
@@ -71,7 +71,6 @@ function activate(
   }
 
   registerCommands({ app, model, panel, rendermime, restorer, palette });
-  void CommandIDs;
   return model;
 }
 

@@ -416,6 +416,44 @@ def test_approving_a_request_moves_the_stage_and_records_it(panel_lab, page):
     screenshot(page, "panel_model_page_after_approval")
 
 
+def test_a_model_page_comments_and_moves_a_version(panel_lab, page):
+    lab, _ = panel_lab
+    open_lab(page, lab)
+    panel = open_panel(page, "models")
+    panel.locator("tr[data-model='churn'] a").click()
+    model_page = page.locator(".jp-Labtrack-model-page")
+    row = model_page.locator("tr.jp-Labtrack-version[data-version='1']")
+    row.wait_for()
+    # The registry admin may ask for a move, make one, and comment.
+    assert row.locator("button").all_inner_texts() == ["Request…", "Move…", "Comment…"]
+
+    row.locator("button:has-text('Comment…')").click()
+    form = model_page.locator(".jp-Labtrack-form[data-form='comment']")
+    form.locator("textarea").fill("validated on March data")
+    form.locator("button:has-text('Comment')").click()
+    model_page.locator(".jp-mod-ok:has-text('Commented on version 1.')").wait_for()
+    comment = model_page.locator(".jp-Labtrack-event[data-type='NEW_COMMENT']")
+    assert comment.locator(".jp-Labtrack-event-text").inner_text() == (
+        f"{current_user()} commented on version 1")
+    assert comment.locator(".jp-Labtrack-quote").inner_text() == "validated on March data"
+
+    model_page.locator("tr.jp-Labtrack-version[data-version='1'] button:has-text('Move…')").click()
+    form = model_page.locator(".jp-Labtrack-form[data-form='move']")
+    assert form.locator("option").all_inner_texts() == ["Staging", "Production", "Archived"]
+    form.locator("select").select_option("Production")
+    form.locator("textarea").fill("hotfix")
+    form.locator("button:has-text('Move')").click()
+    model_page.locator(".jp-mod-ok:has-text('Moved version 1 to Production')").wait_for()
+    assert cell_texts(model_page.locator("tr.jp-Labtrack-version[data-version='1']"))[3] == (
+        "Production")
+    moved = model_page.locator(".jp-Labtrack-event[data-type='APPLIED_TRANSITION']").first
+    assert moved.locator(".jp-Labtrack-event-text").inner_text() == (
+        f"{current_user()} moved version 1 from None to Production")
+    client = labtrack.TrackingClient(str(lab.store))
+    assert client.get_model_version("churn", "1").current_stage == "Production"
+    screenshot(page, "panel_model_page_actions")
+
+
 # -- the server side missing ---------------------------------------------------------------
 
 
