@@ -139,6 +139,24 @@ def write_notebook(path: Path, cells: list[str]) -> None:
     }))
 
 
+def dismiss_dialog(page) -> None:
+    """Close a modal dialog Lab raised on its own (a kernel that restarted under a loaded
+    machine says so in one), after saving what it said: a dialog over the menu bar would
+    otherwise only show up as a click that timed out."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() == 0:
+        return
+    text = dialog.first.inner_text()
+    print(f"JupyterLab raised a dialog: {text!r}")
+    screenshot(page, "unexpected_dialog")
+    buttons = dialog.first.locator(".jp-Dialog-footer button")
+    if buttons.count():
+        buttons.last.click()
+    else:
+        page.keyboard.press("Escape")
+    dialog.first.wait_for(state="detached", timeout=10_000)
+
+
 def run_all_cells(page) -> None:
     """Run > Run All Cells from the menu bar. Right after a notebook loads, Lab sometimes
     drops the first key or click (focus moves as the kernel connects), so the menu is used
@@ -146,8 +164,9 @@ def run_all_cells(page) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _attempt in range(10):
-        page.click(".lm-MenuBar-item:has-text('Run')")
+        dismiss_dialog(page)
         try:
+            page.click(".lm-MenuBar-item:has-text('Run')", timeout=10_000)
             page.click(".lm-Menu-item:has-text('Run All Cells')", timeout=3_000)
             page.wait_for_function(
                 """() => Array.from(document.querySelectorAll(
@@ -155,16 +174,36 @@ def run_all_cells(page) -> None:
                     p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=5_000)
             return
         except PlaywrightTimeout:
+            dismiss_dialog(page)
             page.keyboard.press("Escape")
     pytest.fail("JupyterLab never started running the notebook's cells")
+
+
+def wait_for_kernel(page, lab: Lab, name: str, timeout_s: float = 120) -> None:
+    """Wait until the notebook's kernel runs on the server and the page is connected to it.
+
+    The execution indicator reads "idle" before Lab has even created the session; Run All
+    pressed then asks "Select Kernel", and a kernel attached that way never shows widgets
+    (ipywidgets#3970). So the server must list the session and the status bar must say Idle.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not any(session["path"] == name and session.get("kernel")
+                  for session in requests.get(f"{lab.url}/api/sessions",
+                                              params={"token": TOKEN}, timeout=10).json()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"JupyterLab started no kernel for {name}")
+        time.sleep(0.2)
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).some(
+            item => /\\(ipykernel\\) \\| Idle$/.test(item.textContent.trim()))""",
+        timeout=timeout_s * 1000)
 
 
 def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 240) -> None:
     """Open a notebook, wait for its kernel, run every cell and wait until all ran."""
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=120_000)
+    wait_for_kernel(page, lab, name)
     run_all_cells(page)
     page.wait_for_function(
         """() => {
@@ -197,3 +236,14 @@ def canvas_ink(page, selector: str) -> int:
         }""",
         selector,
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test leaves a screenshot of where the page stood, named after it."""
+    report = yield
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if report.failed and call.when == "call" and page is not None:
+        with contextlib.suppress(Exception):
+            screenshot(page, f"failed-{item.name}")
+    return report
