@@ -218,7 +218,8 @@ MEASURE = """async ([action, selector, rows]) => {
     const deadline = start + 120000;
     while (document.querySelectorAll(selector).length < rows) {
         if (performance.now() > deadline) {
-            throw new Error('no first screen: ' + document.querySelector('#labtrack-panel')?.innerText);
+            const panel = document.querySelector('#labtrack-panel');
+            throw new Error('no first screen: ' + (panel ? panel.innerText : 'no panel'));
         }
         await new Promise(r => requestAnimationFrame(r));
     }

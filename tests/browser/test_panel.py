@@ -72,6 +72,15 @@ def seed(lab: Lab) -> dict[str, str]:
                     "notebook/environment.json")
     client.log_dict(ids["nb-run-2"], {"features": ["temp", "load"]}, "config.json")
     snapshot.unlink()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(3, 2))
+    figure.gca().plot([0, 1, 2], [2, 1, 0.5])
+    client.log_figure(ids["nb-run-2"], figure, "plots/residuals.png")
+    plt.close(figure)
 
     script = client.create_run(forecasting, start_time=start + 10 * 60_000, run_name="script-run",
                                tags={"mlflow.source.name": "/srv/train.py"})
@@ -292,7 +301,7 @@ def test_run_details_show_params_metrics_artifacts_and_the_notebook(panel_lab, p
     details = page.locator(".jp-Labtrack-run-details")
     details.locator(".jp-Labtrack-params").wait_for()
     assert details.locator(".jp-Labtrack-params td").all_inner_texts() == ["6", "0.01"]
-    page.wait_for_selector(".jp-Labtrack-run-details .jp-Labtrack-chart-box[data-key='loss'] canvas")
+    details.locator(".jp-Labtrack-chart-box[data-key='loss'] canvas").wait_for()
     link = details.locator(".jp-Labtrack-notebook-link")
     assert link.inner_text() == f"Open {NOTEBOOK}"
     # The captured notebook is previewed first, cells drawn readably.
@@ -306,6 +315,14 @@ def test_run_details_show_params_metrics_artifacts_and_the_notebook(panel_lab, p
     json_preview = details.locator(".jp-Labtrack-preview-body[data-kind='json'] pre")
     json_preview.wait_for()
     assert json.loads(json_preview.inner_text())["packages"] == {"numpy": "2.4"}
+
+    details.locator(".jp-Labtrack-tree a:has-text('plots')").click()
+    details.locator(".jp-Labtrack-tree a:has-text('residuals.png')").click()
+    image = details.locator(".jp-Labtrack-preview-body[data-kind='image'] img")
+    image.wait_for()
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    screenshot(page, "panel_run_details_image")
 
     link.click()
     page.wait_for_selector(f".lm-DockPanel-tabBar .lm-TabBar-tab:has-text('{NOTEBOOK}')")
@@ -359,7 +376,7 @@ def test_a_model_page_lists_its_versions_and_history(panel_lab, page):
     model_page.locator("button:has-text('Edit description')").click()
     model_page.locator(".jp-Labtrack-description-input").fill("Hourly demand per plant.")
     model_page.locator(".jp-Labtrack-description button:has-text('Save')").click()
-    page.wait_for_selector(".jp-Labtrack-model-page .jp-Labtrack-description p:has-text('Hourly demand per plant.')")
+    model_page.locator(".jp-Labtrack-description p:has-text('Hourly demand per plant.')").wait_for()
 
 
 def test_approving_a_request_moves_the_stage_and_records_it(panel_lab, page):
