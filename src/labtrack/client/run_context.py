@@ -21,6 +21,18 @@ NOTE_TAG = "mlflow.note.content"
 
 
 def current_user() -> str:
+    # getpass.getuser's order: the login variables, then the account database. Every run
+    # asks, so the account lookup (a passwd read when no variable is set, as in containers)
+    # is done once per uid.
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(variable)
+        if user:
+            return user
+    return _account_name(os.getuid())
+
+
+@functools.cache
+def _account_name(uid: int) -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers) and no USER variable
