@@ -38,10 +38,31 @@ def weighted_model():
     return Weighted()
 
 
+def chat_model():
+    """A chat model in MLflow's unified LLM shape: it answers with the last message's
+    content repeated ``times`` (a param) and echoes any other request key it was given."""
+
+    class Echo(labtrack.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            text = model_input["messages"][-1]["content"]
+            extra = sorted(key for key in model_input if key != "messages")
+            return {"choices": [{"message": {"role": "assistant",
+                                             "content": " ".join([text] * params["times"])}}],
+                    "extra_keys": extra}
+
+    return Echo()
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """A column-based pyfunc model with a params schema, and a tensor-based sklearn model."""
+    """A column-based pyfunc model with a params schema, a tensor-based sklearn model and a
+    chat model with a params schema and no input schema."""
+    from labtrack.models.signature import DataType, ModelSignature, ParamSchema, ParamSpec
+
     folder = tmp_path_factory.mktemp("scoring-models")
+    labtrack.pyfunc.save_model(
+        folder / "chat", python_model=chat_model(),
+        signature=ModelSignature(params=ParamSchema([ParamSpec("times", DataType.long, 1)])))
     frame = pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 0.25]})
     labtrack.pyfunc.save_model(folder / "weighted", python_model=weighted_model(),
                                input_example=(frame, {"k": 10.0}))
@@ -50,7 +71,7 @@ def models(tmp_path_factory):
     labels = (features[:, 0] > 0.5).astype(int)
     estimator = LogisticRegression().fit(features, labels)
     labtrack.sklearn.save_model(estimator, folder / "clf", input_example=features[:2])
-    return {"weighted": folder / "weighted", "clf": folder / "clf",
+    return {"weighted": folder / "weighted", "clf": folder / "clf", "chat": folder / "chat",
             "estimator": estimator, "features": features}
 
 
@@ -59,7 +80,7 @@ def servers(models):
     from labtrack.models.scoring import build_server
 
     started = {name: build_server(models=[str(models[name])], port=0).start()
-               for name in ("weighted", "clf")}
+               for name in ("weighted", "clf", "chat")}
     yield {name: server.url for name, server in started.items()}
     for server in started.values():
         server.stop()
@@ -123,6 +144,47 @@ def test_csv(servers, models):
         models["estimator"].predict(rows).tolist())
 
 
+def test_parquet(servers, models):
+    frame = pd.DataFrame({"x": [1.0, 3.0], "y": [2.0, 4.0]})
+    response = post(servers["weighted"], frame.to_parquet(), "application/vnd.apache.parquet")
+    assert predictions(response) == [{"0": 12.0}, {"0": 34.0}]
+    rows = models["features"][:3]
+    table = pd.DataFrame(rows, columns=["a", "b", "c"]).to_parquet()
+    assert predictions(post(servers["clf"], table, "application/vnd.apache.parquet")) == (
+        models["estimator"].predict(rows).tolist())
+    response = post(servers["weighted"], b"PAR1 not parquet", "application/vnd.apache.parquet")
+    assert response.status_code == 400
+    assert "valid Parquet Pandas DataFrame" in response.json()["message"]
+
+
+def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, models):
+    from labtrack.models.pyfunc import load_model
+    from labtrack.models.scoring import score
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow → ImportError
+    result = score(load_model(str(models["weighted"])), b"PAR1",
+                   "application/vnd.apache.parquet")
+    assert result.status == 415
+    assert "pip install 'labtrack[parquet]'" in result.body
+
+
+def test_unified_llm_payloads_go_unwrapped(servers):
+    body = {"messages": [{"role": "user", "content": "hi"}], "times": 3, "temperature": 0.5}
+    response = post(servers["chat"], body)
+    assert response.status_code == 200, response.text
+    # No "predictions" wrapper; "times" is a param of the signature, "temperature" is not,
+    # so it stays in the model's input (as MLflow splits them).
+    assert response.json() == {
+        "choices": [{"message": {"role": "assistant", "content": "hi hi hi"}}],
+        "extra_keys": ["temperature"]}
+    response = post(servers["chat"], {"messages": [{"role": "user", "content": "yo"}]})
+    assert response.json()["choices"][0]["message"]["content"] == "yo"
+    response = post(servers["chat"], {"messages": [{"role": "user", "content": "x"}],
+                                      "times": "many"})
+    assert response.status_code == 400
+    assert "Param 'times'" in response.json()["message"]
+
+
 @pytest.mark.parametrize(("body", "code", "message"), [
     ("{not json", "BAD_REQUEST", "Ensure that input is a valid JSON formatted string"),
     (b"\xff\xfe{", "BAD_REQUEST", "valid JSON"),
@@ -182,7 +244,7 @@ def test_bad_csv_is_a_400(servers, body):
 
 @pytest.mark.parametrize(("content_type", "message"), [
     ("text/plain", "only supports the following content types"),
-    ("application/vnd.apache.parquet", "only supports the following content types"),
+    ("application/x-parquet", "only supports the following content types"),
     ("application/json; charset=latin-1", "only supports UTF-8"),
     ("application/json; format=pandas-split", "Unrecognized content type parameter 'format'"),
     (None, "A Content-Type header is required"),
@@ -258,8 +320,10 @@ def test_predict_command(models, tmp_path):
     (tmp_path / "in.csv").write_text("x,y\n1,0\n2,1\n")
     (tmp_path / "in.json").write_text(json.dumps(
         {"dataframe_records": [{"x": 1, "y": 0}], "params": {"k": 2}}))
+    pd.DataFrame({"x": [3.0], "y": [1.0]}).to_parquet(tmp_path / "in.parquet")
     for source, expected in (("in.csv", [{"0": 10.0}, {"0": 21.0}]),
-                             ("in.json", [{"0": 2.0}])):
+                             ("in.json", [{"0": 2.0}]),
+                             ("in.parquet", [{"0": 31.0}])):
         result = subprocess.run([LABTRACK, "models", "predict", "-m", str(models["weighted"]),
                                  "-i", str(tmp_path / source), "-o", str(tmp_path / "out.json")],
                                 capture_output=True, text=True, env=env, timeout=300)

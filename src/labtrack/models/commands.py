@@ -39,11 +39,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from labtrack.models.pyfunc import load_model
-    from labtrack.models.scoring import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, score
+    from labtrack.models.scoring import (
+        CONTENT_TYPE_CSV,
+        CONTENT_TYPE_JSON,
+        CONTENT_TYPE_PARQUET,
+        score,
+    )
 
     kind = args.content_type
     if kind is None:
-        kind = "csv" if args.input_path and args.input_path.lower().endswith(".csv") else "json"
+        suffix = Path(args.input_path).suffix.lower() if args.input_path else ""
+        kind = {".csv": "csv", ".parquet": "parquet"}.get(suffix, "json")
     if args.input_path:
         path = Path(args.input_path)
         if not path.is_file():
@@ -53,7 +59,8 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         body = sys.stdin.buffer.read()
     model = load_model(args.model_uri, client=None if not args.tracking_uri else _client(args))
-    result = score(model, body, CONTENT_TYPE_CSV if kind == "csv" else CONTENT_TYPE_JSON)
+    media = {"csv": CONTENT_TYPE_CSV, "parquet": CONTENT_TYPE_PARQUET}.get(kind, CONTENT_TYPE_JSON)
+    result = score(model, body, media)
     if result.status != 200:
         print(f"labtrack: {result.body}", file=sys.stderr)
         return 2
@@ -121,16 +128,17 @@ def add_commands(commands) -> None:
     serve.set_defaults(handler=_serve)
 
     predict = sub.add_parser(
-        "predict", help="score a CSV or JSON file with a model (batch)",
-        description="Score a file with a model; the input is CSV (with a header row) or JSON "
-        "in the scoring protocol's format (dataframe_split, dataframe_records, instances or "
-        "inputs). Writes {\"predictions\": …}.")
+        "predict", help="score a CSV, Parquet or JSON file with a model (batch)",
+        description="Score a file with a model; the input is CSV (with a header row), Parquet "
+        "(needs pyarrow) or JSON in the scoring protocol's format (dataframe_split, "
+        "dataframe_records, instances or inputs). Writes {\"predictions\": …}.")
     predict.add_argument("-m", "--model-uri", required=True, help="the model (as for serve)")
     predict.add_argument("-i", "--input-path", default=None,
-                         help="input file, .csv or .json (default: stdin)")
+                         help="input file, .csv, .parquet or .json (default: stdin)")
     predict.add_argument("-o", "--output-path", default=None,
                          help="output file (default: stdout)")
-    predict.add_argument("-t", "--content-type", choices=("json", "csv"), default=None,
+    predict.add_argument("-t", "--content-type", choices=("json", "csv", "parquet"),
+                         default=None,
                          help="input format (default: from the file extension, else json)")
     predict.add_argument("--tracking-uri", default=None,
                          help="the store or server for runs:/ and models:/ URIs")

@@ -7,9 +7,12 @@ Endpoints (as ``mlflow models serve``):
 * ``POST /invocations`` — ``application/json`` with exactly one of ``dataframe_split``
   (``{"columns": […], "data": [[…]]}``), ``dataframe_records`` (``[{col: value}, …]``),
   ``instances`` (rows) or ``inputs`` (columns or a tensor), plus optional ``params``; or
-  ``text/csv`` with a header row. The answer is ``{"predictions": …}`` (DataFrames and Series as
-  records, arrays as lists). Malformed input → 400 ``{"error_code", "message"}``; other content
-  types, charsets other than UTF-8 → 415.
+  ``text/csv`` with a header row, or ``application/vnd.apache.parquet`` (a DataFrame written by
+  ``DataFrame.to_parquet()``; needs pyarrow). The answer is ``{"predictions": …}`` (DataFrames
+  and Series as records, arrays as lists). MLflow's unified LLM payloads — a JSON object with
+  ``messages``, ``prompt`` or ``input`` — go to the model as that object (keys the params schema
+  names become params) and are answered without the ``predictions`` wrapper. Malformed input →
+  400 ``{"error_code", "message"}``; other content types, charsets other than UTF-8 → 415.
 
 labtrack adds ``GET /variants`` (the variants, their weights, served versions and counters) and,
 when several variants are served, the ``X-Labtrack-Variant`` response header; every answer to
@@ -48,12 +51,16 @@ log = logging.getLogger("labtrack.models.serving")
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"
-CONTENT_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV)
+CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
+CONTENT_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET)
 DF_SPLIT = "dataframe_split"
 DF_RECORDS = "dataframe_records"
 INSTANCES = "instances"
 INPUTS = "inputs"
 SUPPORTED_FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
+# Chat, completions and embeddings requests, sent unwrapped (mlflow/pyfunc/utils/
+# serving_data_parser.py).
+LLM_FORMATS = ("messages", "prompt", "input")
 REQUIRED_INPUT_FORMAT = (
     "The input must be a JSON dictionary with exactly one of the input fields "
     f"{{{', '.join(repr(f) for f in SUPPORTED_FORMATS)}}}")
@@ -207,9 +214,21 @@ def _split_as_tensor(value: Any, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def parse_json_payload(body: bytes | str, schema: Schema | None = None
-                       ) -> tuple[Any, dict[str, Any] | None]:
-    """``(data, params)`` of a JSON scoring payload; raises ``PayloadError``."""
+@dataclass(frozen=True)
+class ParsedPayload:
+    """What a request asks the model: its input, its params, and whether the answer goes
+    out unwrapped (unified LLM payloads) rather than as ``{"predictions": …}``."""
+
+    data: Any
+    params: dict[str, Any] | None = None
+    unwrapped: bool = False
+
+
+def parse_json_payload(body: bytes | str, schema: Schema | None = None,
+                       param_names: frozenset[str] = frozenset()) -> ParsedPayload:
+    """The model input and params of a JSON scoring payload; raises ``PayloadError``.
+    ``param_names`` are the params the model's signature declares: in an LLM payload those
+    keys are params, every other key is input (as MLflow splits them)."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -219,6 +238,10 @@ def parse_json_payload(body: bytes | str, schema: Schema | None = None
     if not isinstance(payload, dict):
         kind = "a list" if isinstance(payload, list) else f"a {type(payload).__name__}"
         raise PayloadError(f"{REQUIRED_INPUT_FORMAT}. Received {kind}.")
+    if any(key in payload for key in LLM_FORMATS):
+        data = {key: value for key, value in payload.items() if key not in param_names}
+        params = {key: value for key, value in payload.items() if key in param_names}
+        return ParsedPayload(data, params, unwrapped=True)
     formats = [key for key in payload if key in SUPPORTED_FORMATS]
     if len(formats) != 1:
         raise PayloadError(
@@ -231,10 +254,10 @@ def parse_json_payload(body: bytes | str, schema: Schema | None = None
     key = formats[0]
     if key == DF_SPLIT and schema is not None and schema.is_tensor_spec() and len(
             schema) == 1 and not schema.has_input_names():
-        return _split_as_tensor(payload[key], schema.inputs[0]), params
+        return ParsedPayload(_split_as_tensor(payload[key], schema.inputs[0]), params)
     if key in (DF_SPLIT, DF_RECORDS):
-        return _frame(key, payload[key]), params
-    return _tf_serving(key, payload[key], schema), params
+        return ParsedPayload(_frame(key, payload[key]), params)
+    return ParsedPayload(_tf_serving(key, payload[key], schema), params)
 
 
 def parse_csv_payload(body: bytes | str) -> pd.DataFrame:
@@ -250,6 +273,25 @@ def parse_csv_payload(body: bytes | str) -> pd.DataFrame:
             f"{error}") from None
 
 
+def parse_parquet_payload(body: bytes | str) -> pd.DataFrame:
+    """A DataFrame from a Parquet file's bytes; raises ``PayloadError`` for bad bytes and
+    ``UnsupportedMediaType`` when pyarrow (pandas' Parquet engine) is not installed."""
+    try:
+        import pyarrow  # noqa: F401 - pandas reads Parquet through it
+    except ImportError:
+        raise UnsupportedMediaType(
+            "Parquet input needs pyarrow on the scoring server: "
+            "pip install 'labtrack[parquet]'.") from None
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        return pd.read_parquet(io.BytesIO(raw))
+    except Exception as error:  # pyarrow raises its own error types for corrupt files
+        raise PayloadError(
+            "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
+            "Parquet Pandas DataFrame produced using the `pandas.DataFrame.to_parquet()` "
+            f"method. Error: '{error}'") from None
+
+
 def jsonable(predictions: Any) -> Any:
     """Predictions as JSON values: DataFrames (and Series, as one-column frames) as records,
     arrays as lists — what MLflow answers."""
@@ -262,8 +304,10 @@ def jsonable(predictions: Any) -> Any:
     return predictions
 
 
-def predictions_to_json(predictions: Any) -> str:
-    """The ``{"predictions": …}`` answer."""
+def predictions_to_json(predictions: Any, unwrapped: bool = False) -> str:
+    """The ``{"predictions": …}`` answer, or the predictions alone for an LLM payload."""
+    if unwrapped:
+        return to_json(jsonable(predictions))
     return to_json({"predictions": jsonable(predictions)})
 
 
@@ -287,16 +331,23 @@ def score(model: PyFuncModel, body: bytes | str, content_type: str | None) -> Sc
         media = parse_content_type(content_type)
     except UnsupportedMediaType as error:
         return ScoreResult(415, error.message, "text/plain")
-    schema = model.metadata.get_input_schema()
+    metadata = model.metadata
     try:
         if media == CONTENT_TYPE_CSV:
-            data, params = parse_csv_payload(body), None
+            request = ParsedPayload(parse_csv_payload(body))
+        elif media == CONTENT_TYPE_PARQUET:
+            request = ParsedPayload(parse_parquet_payload(body))
         else:
-            data, params = parse_json_payload(body, schema)
+            params_schema = metadata.get_params_schema()
+            request = parse_json_payload(
+                body, metadata.get_input_schema(),
+                frozenset(spec.name for spec in params_schema or ()))
+    except UnsupportedMediaType as error:
+        return ScoreResult(415, error.message, "text/plain")
     except PayloadError as error:
         return _error(400, error.error_code, error.message)
     try:
-        predictions = model.predict(data, params=params)
+        predictions = model.predict(request.data, params=request.params or None)
     except LabtrackError as error:
         return _error(400, error.error_code, f"Failed to predict: {error.message}")
     except Exception as error:  # the model's own code failed on this input
@@ -306,7 +357,7 @@ def score(model: PyFuncModel, body: bytes | str, content_type: str | None) -> Sc
                       "the input is compatible with the model for inference. Error: "
                       f"{type(error).__name__}: {error}")
     try:
-        return ScoreResult(200, predictions_to_json(predictions))
+        return ScoreResult(200, predictions_to_json(predictions, request.unwrapped))
     except (TypeError, ValueError) as error:
         return _error(400, "BAD_REQUEST",
                       f"The model's predictions could not be encoded as JSON: {error}")
