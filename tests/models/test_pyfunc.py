@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cloudpickle
 import numpy as np
@@ -385,6 +388,20 @@ def test_log_and_load_over_rest(labtrack_server, monkeypatch, frame, factor_file
         for uri in (f"runs:/{run.info.run_id}/scaler", f"models:/{info.model_id}",
                     "models:/rest-scaler/1", "models:/rest-scaler@champion"):
             assert labtrack.pyfunc.load_model(uri).predict(frame).tolist() == [3.0, 6.0, 9.0]
+
+        # The folder a remote model was downloaded into lives as long as the process.
+        script = ("import os, labtrack.pyfunc\n"
+                  "model = labtrack.pyfunc.load_model('models:/rest-scaler/1')\n"
+                  "print(model.model_path, os.path.isfile(os.path.join(model.model_path, "
+                  "'MLmodel')))")
+        env = {**os.environ, "LABTRACK_TRACKING_URI": labtrack_server.url,
+               "LABTRACK_TRACKING_TOKEN": labtrack_server.token}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        folder, had_model = done.stdout.split()
+        assert had_model == "True" and Path(folder).name.startswith("labtrack-model-")
+        assert not Path(folder).exists()
     finally:
         labtrack.set_tracking_uri(None)
         labtrack.client.fluent._experiment_id = None

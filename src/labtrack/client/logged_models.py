@@ -8,6 +8,7 @@ local store (in-process) and on a labtrack server (over its REST API and artifac
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -21,6 +22,23 @@ from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.services.logged_models import LoggedModelService
 from labtrack.store import artifact_repository
 from labtrack.store.artifacts import uri_to_local_path
+
+# Folders that downloads made on their own. A model loaded from one keeps reading it (its
+# artifacts, its code on sys.path), so it lives as long as the process and goes at exit.
+_download_folders: list[str] = []
+
+
+def download_folder() -> Path:
+    """A new temporary folder for a download, removed when the interpreter exits."""
+    folder = tempfile.mkdtemp(prefix="labtrack-model-")
+    _download_folders.append(folder)
+    return Path(folder)
+
+
+@atexit.register
+def _remove_download_folders() -> None:
+    while _download_folders:
+        shutil.rmtree(_download_folders.pop(), ignore_errors=True)
 
 
 def _strings(mapping: Mapping[str, Any] | None) -> dict[str, str]:
@@ -109,8 +127,7 @@ class LoggedModelsClientMixin:
                 raise InvalidParameterValue(
                     f"'{location}' is on a labtrack server; use a client of that server "
                     "(LABTRACK_TRACKING_URI=http://…).")
-            target = Path(dst_path) if dst_path else Path(
-                tempfile.mkdtemp(prefix="labtrack-model-"))
+            target = Path(dst_path) if dst_path else download_folder()
             return self._service.download_artifacts_from(location, target)
         source = Path(uri_to_local_path(location))
         if not source.exists():
