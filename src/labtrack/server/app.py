@@ -24,6 +24,7 @@ from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
+from labtrack.store.object_store import ObjectStoreSettings
 
 URL_PREFIX = "/labtrack"
 
@@ -61,9 +62,16 @@ class LabTrack(ExtensionApp):
     artifacts_destination = Unicode(
         "",
         config=True,
-        help="Folder for artifacts of new experiments (served through the mlflow-artifacts "
-        "proxy). Default: the store's recorded artifact root, else 'artifacts' next to the "
-        "database file.",
+        help="Folder or object-store URI (s3://bucket/prefix, gs://…, abfss://…, wasbs://…) "
+        "for artifacts of new experiments (served through the mlflow-artifacts proxy). "
+        "Default: the store's recorded artifact root, else 'artifacts' next to the database "
+        "file.",
+    )
+    s3_endpoint_url = Unicode(
+        "",
+        config=True,
+        help="An S3-compatible endpoint (MinIO, Ceph, …) for s3:// artifacts. Default: "
+        "$MLFLOW_S3_ENDPOINT_URL, else AWS.",
     )
     export_tracking_uri = Bool(
         True,
@@ -144,6 +152,7 @@ class LabTrack(ExtensionApp):
             threads=self.store_threads,
             registry_settings=self.registry_settings(),
             root_dir=self.serverapp.root_dir,
+            object_stores=ObjectStoreSettings.from_environment(self.s3_endpoint_url or None),
         )
         if self.export_tracking_uri:
             os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"

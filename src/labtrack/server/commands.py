@@ -30,6 +30,7 @@ def _server(args: argparse.Namespace) -> int:
         threads=args.threads,
         token_file=args.token_file,
         registry=registry,
+        s3_endpoint_url=args.s3_endpoint_url,
     )
     return 0
 
@@ -49,8 +50,12 @@ def add_commands(commands) -> None:
                         help="the store: a folder or .db path or sqlite:/// URI (default: "
                         "$LABTRACK_TRACKING_URI or the embedded store)")
     server.add_argument("--artifacts-destination", default=None,
-                        help="folder for artifacts of new experiments (default: the store's "
-                        "recorded artifact root)")
+                        help="folder or object-store URI (s3://bucket/prefix, gs://…, "
+                        "abfss://…, wasbs://…) for artifacts of new experiments (default: "
+                        "the store's recorded artifact root)")
+    server.add_argument("--s3-endpoint-url", default=None,
+                        help="an S3-compatible endpoint (MinIO, Ceph, …) for s3:// artifacts "
+                        "(default: $MLFLOW_S3_ENDPOINT_URL, else AWS)")
     server.add_argument("--token", default=None,
                         help="the API token clients must send (default: "
                         "$LABTRACK_SERVER_TOKEN, else a random token printed at start)")

@@ -29,6 +29,7 @@ from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
+from labtrack.store.object_store import ObjectStoreSettings
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
 log = logging.getLogger("labtrack.server")
@@ -109,12 +110,14 @@ def serve(
     threads: int = 8,
     token_file: str | None = None,
     registry: RegistrySettings | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> None:
     """Run the server until SIGINT/SIGTERM.
 
     One user with ``token`` (default: ``LABTRACK_SERVER_TOKEN`` or a generated token), or
     several with ``token_file``; ``registry`` sets the registry policy (admins default to the
-    single user).
+    single user); ``s3_endpoint_url`` an S3-compatible endpoint for ``s3://`` artifacts
+    (default: ``MLFLOW_S3_ENDPOINT_URL``).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uri = backend_store_uri or config.default_tracking_uri()
@@ -130,7 +133,8 @@ def serve(
     if not settings.admins and not token_file:
         settings = replace(settings, admins=frozenset(tokens.values()))
     store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
-    context = ServerContext(store, uri, threads=threads, registry_settings=settings)
+    context = ServerContext(store, uri, threads=threads, registry_settings=settings,
+                            object_stores=ObjectStoreSettings.from_environment(s3_endpoint_url))
     app = make_app(context, tokens)
 
     async def main() -> None:
