@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ctypes
 import hmac
 import logging
 import os
@@ -100,6 +101,30 @@ def read_token_file(path: str) -> dict[str, str]:
     return tokens
 
 
+# glibc's mallopt parameter, and the size from which every allocation gets its own mapping.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def return_large_buffers_to_the_system() -> None:
+    """Keep memory flat while large artifacts stream through the server.
+
+    A streamed file passes through buffers of up to one multipart part (16 MiB). glibc maps
+    big allocations and unmaps them when freed, but after each such free it raises that
+    threshold (up to 32 MiB), so later buffers come from per-thread heaps that keep their
+    peak size: the server's memory would grow with every store thread that moved a file. A
+    fixed threshold keeps every buffer from 1 MiB up in its own mapping, returned on free.
+    Nothing to do outside glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -120,6 +145,7 @@ def serve(
     (default: ``MLFLOW_S3_ENDPOINT_URL``).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return_large_buffers_to_the_system()
     uri = backend_store_uri or config.default_tracking_uri()
     generated = False
     if token_file:
