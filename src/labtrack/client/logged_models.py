@@ -20,7 +20,7 @@ from labtrack.entities import LoggedModel, LoggedModelStatus, ModelOutput
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.services.logged_models import LoggedModelService
 from labtrack.store import artifact_repository
-from labtrack.store.artifacts import uri_to_local_path
+from labtrack.store.artifacts import is_object_store_uri, uri_to_local_path
 
 
 def _strings(mapping: Mapping[str, Any] | None) -> dict[str, str]:
@@ -112,6 +112,11 @@ class LoggedModelsClientMixin:
             target = Path(dst_path) if dst_path else Path(
                 tempfile.mkdtemp(prefix="labtrack-model-"))
             return self._service.download_artifacts_from(location, target)
+        if is_object_store_uri(location):
+            # A store whose artifact root is a bucket, opened directly (with credentials).
+            target = Path(dst_path) if dst_path else Path(
+                tempfile.mkdtemp(prefix="labtrack-model-"))
+            return artifact_repository(location).download_artifacts(None, target)
         source = Path(uri_to_local_path(location))
         if not source.exists():
             raise ResourceDoesNotExist(f"No files at '{location}'.")
