@@ -80,6 +80,12 @@ class S3Endpoint:
         """Write an object directly, bypassing labtrack (as another tool would)."""
         self.fs.pipe_file(uri.removeprefix("s3://"), data)
 
+    def unfinished_uploads(self, uri: str) -> list[str]:
+        """Keys of multipart uploads under ``uri`` begun and neither completed nor aborted."""
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        answer = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix)
+        return [upload["Key"] for upload in answer.get("Uploads", [])]
+
     def environment(self) -> dict[str, str]:
         """What a labtrack process needs to use this endpoint."""
         return {**CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": self.url}

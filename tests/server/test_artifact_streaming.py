@@ -55,7 +55,11 @@ def content(size: int, digest):
 
 
 class Server:
-    def __init__(self, tmp_path: Path, destination: str, env: dict[str, str]):
+    """``labtrack server`` in a subprocess; ``leftovers()`` lists what unfinished uploads
+    left in its store (temporary files, or S3 multipart uploads in progress)."""
+
+    def __init__(self, tmp_path: Path, destination: str, env: dict[str, str], leftovers):
+        self.leftovers = leftovers
         self.token = secrets.token_hex(8)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -109,11 +113,19 @@ class Server:
 @pytest.fixture(params=["local", "s3"])
 def server(request, tmp_path):
     if request.param == "local":
-        destination, env = str(tmp_path / "artifacts"), {}
+        destination, env = tmp_path / "artifacts", {}
+
+        def leftovers():
+            return [p.name for p in destination.rglob("*") if p.is_file()]
+
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
         destination, env = endpoint.fresh_root(), endpoint.environment()
-    server = Server(tmp_path, destination, env)
+
+        def leftovers():
+            return endpoint.unfinished_uploads(destination)
+
+    server = Server(tmp_path, str(destination), env, leftovers)
     yield server
     server.stop()
 
@@ -127,3 +139,26 @@ def test_a_large_artifact_streams_through_the_proxy_in_flat_memory(server):
     assert growth < ALLOWED_GROWTH, (
         f"the server's peak memory grew by {growth / 2**20:.0f} MiB moving a "
         f"{SIZE / 2**20:.0f} MiB file")
+
+
+def test_an_upload_cut_off_midway_leaves_nothing_behind(server):
+    """The client disconnects after 20 of 40 MiB (past the first S3 part): no file appears,
+    and the multipart upload is aborted rather than left to accumulate."""
+    path = "0/cut/weights.bin"
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(
+            f"PUT /api/2.0/mlflow-artifacts/artifacts/{path} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {server.token}\r\n"
+            f"Content-Length: {40 * BLOCK}\r\n\r\n".encode())
+        for chunk in content(20 * BLOCK, hashlib.sha256()):
+            connection.sendall(chunk)
+    url = f"{server.url}/api/2.0/mlflow-artifacts/artifacts"
+    deadline = time.monotonic() + 30
+    while True:
+        listing = server.session.get(url, params={"path": "0/cut"}, timeout=30).json()
+        leftovers = server.leftovers()
+        if not listing.get("files") and not leftovers:
+            break
+        assert time.monotonic() < deadline, (listing, leftovers)
+        time.sleep(0.2)
+    assert server.session.get(f"{url}/{path}", timeout=30).status_code == 404
