@@ -9,7 +9,12 @@ import pytest
 
 from labtrack.errors import InvalidParameterValue
 from labtrack.store.artifacts import artifact_repository, uri_inside
-from labtrack.store.object_store import ObjectLocation, ObjectStoreSettings, filesystem
+from labtrack.store.object_store import (
+    ArtifactStoreError,
+    ObjectLocation,
+    ObjectStoreSettings,
+    filesystem,
+)
 
 
 @pytest.fixture
@@ -103,3 +108,14 @@ def test_a_missing_package_names_the_extra(monkeypatch, uri, package, extra):
             artifact_repository(uri, ObjectStoreSettings())
     finally:
         filesystem.cache_clear()
+
+
+def test_failures_of_the_store_are_reported_with_the_location(s3_endpoint):
+    repo = artifact_repository("s3://no-such-bucket/runs",
+                               ObjectStoreSettings(s3_endpoint_url=s3_endpoint.url))
+    with pytest.raises(ArtifactStoreError,
+                       match="The artifact store failed on 's3://no-such-bucket/runs/a.txt'"):
+        repo.write_bytes("a.txt", b"x")
+    with pytest.raises(ArtifactStoreError) as raised:
+        repo.write_bytes("b.txt", b"x")
+    assert raised.value.to_dict()["error_code"] == "INTERNAL_ERROR"

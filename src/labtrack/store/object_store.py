@@ -27,6 +27,7 @@ segments written by another tool) are neither listed nor downloaded.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import posixpath
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from labtrack.store.artifacts import (
 )
 
 S3_ENDPOINT_URL_ENV = "MLFLOW_S3_ENDPOINT_URL"
+log = logging.getLogger("labtrack.artifacts")
 # scheme -> (fsspec package, labtrack extra)
 _PACKAGES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "abfss": ("adlfs", "azure"),
              "wasbs": ("adlfs", "azure")}
@@ -159,8 +161,9 @@ class _ObjectUpload(ArtifactUpload):
             return
         try:
             self.stream.discard()  # aborts the multipart upload
-        except OSError:
-            pass  # nothing was uploaded, or the store will expire the parts itself
+        except OSError as error:
+            # The parts stay in the bucket until its lifecycle rules expire them: say so.
+            log.warning("Could not abort the unfinished upload of %s: %s", self.uri, error)
         # The writer is unusable now; mark it closed so that closing it (as the garbage
         # collector does) does not try to finish the upload.
         self.stream.closed = True
