@@ -258,10 +258,10 @@ class Standalone:
         return self.api({"Authorization": f"Bearer {self.tokens[user]}"})
 
 
-def _serve(loop, context: ServerContext, tokens: dict[str, str]):
-    """Serve ``make_app(context, tokens)`` on a free loopback port in the test's event loop
-    until the generator is closed."""
-    app = make_app(context, tokens)
+def _serve(loop, context: ServerContext, tokens: dict[str, str], accounts=None):
+    """Serve ``make_app(context, tokens, accounts)`` on a free loopback port in the test's
+    event loop until the generator is closed."""
+    app = make_app(context, tokens, accounts)
     sock, port = tornado.testing.bind_unused_port()
 
     async def start():

@@ -51,6 +51,7 @@ from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.metric_summary import LEVEL_SHIFTS, LEVEL_SIZES, coarsen, summarize
 from labtrack.store.migrations import migrations
 from labtrack.store.query import Comparison, Entity
+from labtrack.store.sqlite_accounts import SqliteAccountsMixin
 from labtrack.store.sqlite_query import json_list, keyed_condition, value_condition
 from labtrack.store.sqlite_registry import SqliteRegistryMixin
 
@@ -124,7 +125,7 @@ class _Connection(sqlite3.Connection):
     live threads without keeping those of finished threads alive."""
 
 
-class SqliteStore(SqliteRegistryMixin, Store):
+class SqliteStore(SqliteRegistryMixin, SqliteAccountsMixin, Store):
     """Tracking store in one SQLite file.
 
     :param path: the database file; created with its schema when missing.
