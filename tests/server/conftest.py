@@ -174,9 +174,11 @@ def _fetch_kwargs(method: str, headers: dict, body) -> dict:
 
 @pytest.fixture(autouse=True)
 def _restore_tracking_uri_env(monkeypatch):
-    """The extension exports LABTRACK_TRACKING_URI into os.environ; undo it after each test."""
-    monkeypatch.setenv(config.TRACKING_URI_ENV, "unset-by-the-test-fixture")
-    monkeypatch.delenv(config.TRACKING_URI_ENV)
+    """The extension exports LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL) into
+    os.environ; undo it after each test."""
+    for name in (config.TRACKING_URI_ENV, "MLFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "unset-by-the-test-fixture")
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

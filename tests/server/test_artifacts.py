@@ -63,6 +63,13 @@ async def upload(api, path: str, content: bytes):
     return await api.request("PUT", f"{ARTIFACTS}/{path}", body=content)
 
 
+async def test_kernels_are_given_the_s3_endpoint(api, artifact_store):
+    """Kernels open the same store and write its artifacts themselves."""
+    await new_run(api)  # the extension is up
+    assert os.environ.get("MLFLOW_S3_ENDPOINT_URL") == artifact_store.config.get(
+        "s3_endpoint_url")
+
+
 async def test_upload_answers_an_empty_json_object(api):
     _, folder = await new_run(api)
     reply = await upload(api, f"{folder}/data.bin", BINARY)

@@ -24,7 +24,7 @@ from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
-from labtrack.store.object_store import ObjectStoreSettings
+from labtrack.store.object_store import S3_ENDPOINT_URL_ENV, ObjectStoreSettings
 
 URL_PREFIX = "/labtrack"
 
@@ -76,8 +76,9 @@ class LabTrack(ExtensionApp):
     export_tracking_uri = Bool(
         True,
         config=True,
-        help="Set LABTRACK_TRACKING_URI in the environment of the kernels this server starts, "
-        "so notebooks log into this server's store without configuration.",
+        help="Set LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL from s3_endpoint_url) in "
+        "the environment of the kernels this server starts, so notebooks log into this "
+        "server's store without configuration.",
     )
     max_request_bytes = Int(
         32 * 1024 * 1024,
@@ -156,6 +157,9 @@ class LabTrack(ExtensionApp):
         )
         if self.export_tracking_uri:
             os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"
+            if self.s3_endpoint_url:
+                # Kernels open the same store, so they write its s3:// artifacts themselves.
+                os.environ[S3_ENDPOINT_URL_ENV] = self.s3_endpoint_url
         self.log.info("labtrack: tracking store %s, artifacts in %s", database,
                       store.artifact_root)
 
