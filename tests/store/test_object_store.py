@@ -13,7 +13,7 @@ from labtrack.store.object_store import (
     ArtifactStoreError,
     ObjectLocation,
     ObjectStoreSettings,
-    filesystem,
+    _filesystem,
 )
 
 
@@ -100,14 +100,14 @@ def test_uri_inside_compares_object_prefixes():
 ])
 def test_a_missing_package_names_the_extra(monkeypatch, uri, package, extra):
     monkeypatch.setitem(sys.modules, package, None)  # as if it were not installed
-    filesystem.cache_clear()
+    _filesystem.cache_clear()
     try:
         with pytest.raises(InvalidParameterValue,
                            match=rf"need the '{package}' package: pip install "
                                  rf"'labtrack\[{extra}\]'"):
             artifact_repository(uri, ObjectStoreSettings())
     finally:
-        filesystem.cache_clear()
+        _filesystem.cache_clear()
 
 
 def test_failures_of_the_store_are_reported_with_the_location(s3_endpoint):
@@ -119,3 +119,28 @@ def test_failures_of_the_store_are_reported_with_the_location(s3_endpoint):
     with pytest.raises(ArtifactStoreError) as raised:
         repo.write_bytes("b.txt", b"x")
     assert raised.value.to_dict()["error_code"] == "INTERNAL_ERROR"
+
+
+# Python 3.12+ warns about fork() with threads (fsspec's IO thread): what --workers does.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_repository_made_before_a_fork_works_in_the_child(s3_repo):
+    """``labtrack server --workers`` forks after the proxy's repository exists."""
+    import os
+
+    s3_repo.write_bytes("parent.txt", b"p")
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running pytest's teardown
+        try:
+            s3_repo.write_bytes("child.txt", s3_repo.read_bytes("parent.txt") + b"c")
+            os.write(writer, b"ok")
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            os.write(writer, repr(error).encode()[:500])
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    assert said == b"ok"
+    assert s3_repo.read_bytes("child.txt") == b"pc"

@@ -123,10 +123,16 @@ def _import(scheme: str):
             f"pip install 'labtrack[{extra}]'.") from None
 
 
-@functools.lru_cache(maxsize=16)
 def filesystem(scheme: str, account: str | None, settings: ObjectStoreSettings):
     """One fsspec file system per store and settings, shared by every repository (it pools
-    connections). Listings are never cached: other server processes write too."""
+    connections), and per process: fsspec's file systems do not survive a fork, and
+    ``labtrack server --workers`` forks. Listings are never cached: other processes write
+    too."""
+    return _filesystem(scheme, account, settings, os.getpid())
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(scheme: str, account: str | None, settings: ObjectStoreSettings, pid: int):
     module = _import(scheme)
     if scheme == "s3":
         client_kwargs = {"endpoint_url": settings.s3_endpoint_url} if settings.s3_endpoint_url \
@@ -197,7 +203,11 @@ class ObjectStoreArtifactRepository(ArtifactRepository):
         self.root_uri = root_uri.rstrip("/")
         self.location = ObjectLocation.parse(self.root_uri)
         self.settings = settings or ObjectStoreSettings.from_environment()
-        self.fs = filesystem(self.location.scheme, self.location.account, self.settings)
+        filesystem(self.location.scheme, self.location.account, self.settings)  # fail early
+
+    @property
+    def fs(self):
+        return filesystem(self.location.scheme, self.location.account, self.settings)
 
     def _key(self, path: str | None) -> str:
         relative = safe_relative_path(path)
