@@ -10,7 +10,8 @@ Starts moto's S3-compatible server on a loopback port (``moto[server]``, in labt
 (labtrack first, then MLflow, one at a time so they never compete). The same client — plain
 HTTP from this interpreter, streamed in 1 MiB chunks both ways, never holding the file —
 uploads the file with ``PUT /api/2.0/mlflow-artifacts/artifacts/<path>`` and downloads it with
-``GET``, checking its SHA-256. While each transfer runs, the resident memory of the server's
+``GET``, checking its SHA-256, after an untimed warm-up round trip of 40 MiB (the first use
+of an S3 client loads its modules and fills its pools). While each transfer runs, the resident memory of the server's
 whole process group (MLflow's uvicorn workers included) is sampled from ``/proc`` every 20 ms.
 Reports throughput and the peak memory over the idle server's. Linux only (``/proc``).
 """
@@ -52,6 +53,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                "AWS_DEFAULT_REGION": "us-east-1"}
 BLOCK = 1024 * 1024
 SAMPLE_SECONDS = 0.02
+WARM_UP = 40 * 1024 * 1024  # more than two multipart parts
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 
 
@@ -195,11 +197,22 @@ def content(size: int, digest):
         yield chunk
 
 
+def round_trip(session: requests.Session, url: str, size: int) -> None:
+    """Untimed: upload and download ``size`` bytes."""
+    session.put(url, data=content(size, hashlib.sha256()), timeout=600).raise_for_status()
+    with session.get(url, stream=True, timeout=600) as reply:
+        reply.raise_for_status()
+        for _ in reply.iter_content(BLOCK):
+            pass
+
+
 def measure(server: Server, size: int) -> dict:
-    """Upload then download ``size`` bytes through ``server``'s proxy."""
+    """Upload then download ``size`` bytes through ``server``'s proxy, after an untimed
+    round trip of ``WARM_UP`` bytes (the S3 client's first use loads its modules)."""
     session = requests.Session()
     if server.token:
         session.headers["Authorization"] = f"Bearer {server.token}"
+    round_trip(session, f"{server.url}{PROXY}/0/bench/warm-up.bin", WARM_UP)
     url = f"{server.url}{PROXY}/0/bench/weights.bin"
     group = server.process.pid
     idle = group_rss(group)
@@ -255,8 +268,9 @@ def render(size: int, results: dict[str, dict], load: float | None, elapsed: flo
         f"Written by `benchmarks/bench_artifacts.py --size-mb {size // 2**20}` in "
         f"{elapsed:.0f} s. One file of {mib(size)}, uploaded then downloaded through each "
         "server's `mlflow-artifacts` proxy, streamed in 1 MiB chunks by the same client, "
-        "into moto's S3-compatible server on loopback. Memory: resident set of the server's "
-        "whole process group, sampled every 20 ms; \"+\" is the growth over the idle server.",
+        "into moto's S3-compatible server on loopback, after an untimed round trip of "
+        f"{mib(WARM_UP)}. Memory: resident set of the server's whole process group, sampled "
+        "every 20 ms; \"+\" is the growth over the server idle after the warm-up.",
         "",
         "| server | upload | download | idle memory | peak during upload | "
         "peak during download |",
