@@ -4,7 +4,16 @@ stops working once revoked or its user deleted."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
+import requests
 
 from labtrack.cli import main
 from labtrack.server.context import ServerContext
@@ -36,6 +45,12 @@ def team_server(store_dir, tokens, jp_asyncio_loop):
     store = SqliteStore(store_dir / "labtrack.db")
     context = ServerContext(store, str(store_dir), registry_settings=RegistrySettings())
     yield from _serve(jp_asyncio_loop, context, {}, AccountService(store))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def as_user(server, token):
@@ -94,3 +109,34 @@ def test_the_commands_list_users_and_tokens(tokens, store_dir, capsys):
     assert tokens["ann"].rpartition("_")[2] not in listed  # never the secret
     assert main(["users", "create", "ann", "--backend-store-uri", str(store_dir)]) == 2
     assert "User 'ann' already exists." in capsys.readouterr().err
+
+
+def test_the_server_started_without_a_token_accepts_only_the_stores(store_dir, tokens,
+                                                                    tmp_path):
+    """``labtrack server`` as a team runs it: no --token, no generated token."""
+    port = _free_port()
+    log = tmp_path / "server.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("LABTRACK_SERVER_TOKEN",)}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("labtrack")), "server", "--host", "127.0.0.1",
+             "--port", str(port), "--backend-store-uri", str(store_dir)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                answer = requests.get(url, headers={"Authorization": f"Bearer {tokens['ann']}"},
+                                      timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert requests.get(url, timeout=5).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert "token (set" not in log.read_text()  # no token of its own was generated
