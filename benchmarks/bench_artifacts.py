@@ -11,9 +11,10 @@ Starts moto's S3-compatible server on a loopback port (``moto[server]``, in labt
 HTTP from this interpreter, streamed in 1 MiB chunks both ways, never holding the file —
 uploads the file with ``PUT /api/2.0/mlflow-artifacts/artifacts/<path>`` and downloads it with
 ``GET``, checking its SHA-256, after an untimed warm-up round trip of 40 MiB (the first use
-of an S3 client loads its modules and fills its pools). While each transfer runs, the resident memory of the server's
-whole process group (MLflow's uvicorn workers included) is sampled from ``/proc`` every 20 ms.
-Reports throughput and the peak memory over the idle server's. Linux only (``/proc``).
+of an S3 client loads its modules and fills its pools). While each transfer runs, the
+resident memory of the server's whole process group (MLflow's uvicorn workers included) is
+sampled from ``/proc`` every 20 ms. Reports throughput and the peak memory over the idle
+server's. Linux only (``/proc``).
 """
 
 from __future__ import annotations
