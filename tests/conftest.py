@@ -72,3 +72,18 @@ def _close_backends():
         store = getattr(backend.service, "store", None)
         if store is not None:
             store.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server on loopback, shared by the session, with the test credentials in this
+    process's environment while it runs."""
+    from tests.object_store import S3Endpoint, restore, set_credentials
+
+    saved = set_credentials()
+    endpoint = S3Endpoint(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+        restore(saved)

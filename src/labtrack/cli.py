@@ -11,6 +11,7 @@ from labtrack.errors import LabtrackError
 # Each module adds its subcommands to the parser with add_commands(subparsers).
 COMMAND_MODULES = (
     "labtrack.server.commands",
+    "labtrack.server.account_commands",
     "labtrack.models.commands",
     "labtrack.projects.commands",
 )

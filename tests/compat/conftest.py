@@ -140,7 +140,8 @@ def _environment(base: Path) -> dict[str, str]:
     return env
 
 
-def _command(kind: str, port: int, token: str, base: Path, store: Path) -> list[str]:
+def _command(kind: str, port: int, token: str, base: Path, store: Path,
+             s3_root: str | None, s3_endpoint_url: str | None) -> list[str]:
     bin_dir = Path(sys.executable).parent
     if kind == "jupyter":
         return [
@@ -151,6 +152,12 @@ def _command(kind: str, port: int, token: str, base: Path, store: Path) -> list[
             f"--LabTrack.tracking_uri={store}",
             f"--LabTrack.artifacts_destination={store / 'artifacts'}",
         ]
+    if kind == "standalone-s3":
+        return [
+            str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", str(store), "--artifacts-destination", s3_root,
+            "--s3-endpoint-url", s3_endpoint_url, "--token", token,
+        ]
     return [
         str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", str(store), "--artifacts-destination", str(store / "artifacts"),
@@ -158,17 +165,25 @@ def _command(kind: str, port: int, token: str, base: Path, store: Path) -> list[
     ]
 
 
-def _start(kind: str, base: Path):
-    """Start one server; returns (process, TrackingServer). Retries if the port was taken."""
+def _start(kind: str, base: Path, s3=None):
+    """Start one server (``s3``: the S3 endpoint of a ``standalone-s3`` server); returns
+    (process, TrackingServer). Retries if the port was taken."""
     store = base / "store"
     (base / "root").mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
+    s3_root = s3.fresh_root() if s3 is not None else None
+    environment = _environment(base)
+    if s3 is not None:
+        # Credentials as a deployment passes them; the endpoint comes from the flag.
+        environment.update({k: v for k, v in s3.environment().items()
+                            if k != "MLFLOW_S3_ENDPOINT_URL"})
     for attempt in range(5):
         port = _free_port()
         log = base / f"{kind}-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                _command(kind, port, token, base, store), env=_environment(base), cwd=base,
+                _command(kind, port, token, base, store, s3_root, s3 and s3.url),
+                env=environment, cwd=base,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         base_url = f"http://127.0.0.1:{port}"
@@ -183,22 +198,63 @@ def _start(kind: str, base: Path):
             _stop(process)
             raise
         if ready:
-            return process, TrackingServer(uri, token, store)
+            return process, TrackingServer(uri, token, store, s3, s3_root)
         _stop(process)
         if "in use" not in log.read_text(errors="replace").lower():
             raise RuntimeError(f"{kind} server exited at start; log:\n{log.read_text()}")
     raise RuntimeError(f"Could not start the {kind} server on a free port.")
 
 
-@pytest.fixture(scope="session", params=["jupyter", "standalone"])
-def tracking_server(request, tmp_path_factory):
-    """A real server in a subprocess, shared by the session: (uri, token, store_dir)."""
-    base = tmp_path_factory.mktemp(f"server-{request.param}")
-    process, server = _start(request.param, base)
+class ServerPool:
+    """Servers started on first use, one per kind, stopped at the end of the session."""
+
+    def __init__(self, request, tmp_path_factory):
+        self.request = request
+        self.tmp_path_factory = tmp_path_factory
+        self.running: dict[str, tuple[subprocess.Popen, TrackingServer]] = {}
+
+    def get(self, kind: str) -> TrackingServer:
+        if kind not in self.running:
+            s3 = self.request.getfixturevalue("s3_endpoint") if kind.endswith("-s3") else None
+            base = self.tmp_path_factory.mktemp(f"server-{kind}")
+            self.running[kind] = _start(kind, base, s3)
+        return self.running[kind][1]
+
+    def stop(self) -> None:
+        for process, _ in self.running.values():
+            _stop(process)
+
+
+@pytest.fixture(scope="session")
+def server_pool(request, tmp_path_factory):
+    pool = ServerPool(request, tmp_path_factory)
     try:
-        yield server
+        yield pool
     finally:
-        _stop(process)
+        pool.stop()
+
+
+# The hosts every compatibility test runs against; the artifact tests add a standalone
+# server keeping its artifacts in S3 (see ``ARTIFACT_SERVER_KINDS``).
+SERVER_KINDS = ["jupyter", "standalone"]
+ARTIFACT_SERVER_KINDS = [*SERVER_KINDS, "standalone-s3"]
+
+
+@pytest.fixture(scope="session", params=SERVER_KINDS)
+def tracking_server(request, server_pool):
+    """A real server in a subprocess, shared by the session: (uri, token, store_dir)."""
+    return server_pool.get(request.param)
+
+
+def tracking_server_of(kinds: list[str]):
+    """A ``tracking_server`` fixture over other kinds of server, for a test module to
+    define as its own: ``tracking_server = tracking_server_of(ARTIFACT_SERVER_KINDS)``."""
+
+    @pytest.fixture(scope="session", params=kinds, name="tracking_server")
+    def fixture(request, server_pool):
+        return server_pool.get(request.param)
+
+    return fixture
 
 
 @pytest.fixture

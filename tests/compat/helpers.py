@@ -4,26 +4,52 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import requests
 
 
 class TrackingServer(NamedTuple):
-    """A running server: the mlflow tracking URI, its token and the store folder."""
+    """A running server: the mlflow tracking URI, its token and the store folder; for a
+    server keeping artifacts in S3, the endpoint and the ``s3://`` artifact root."""
 
     uri: str
     token: str
     store_dir: Path
+    s3: Any = None  # tests.object_store.S3Endpoint
+    s3_root: str | None = None
 
     @property
     def artifact_root(self) -> Path:
-        """Where the server keeps artifacts (both hosts are started with this folder)."""
+        """Where a server with local artifacts keeps them (both hosts are started with this
+        folder)."""
+        assert self.s3 is None, "this server keeps its artifacts in S3"
         return self.store_dir / "artifacts"
 
     @property
     def kind(self) -> str:
+        if self.s3 is not None:
+            return "standalone-s3"
         return "jupyter" if self.uri.endswith("/labtrack") else "standalone"
+
+    def stored_location(self, artifact_uri: str) -> str:
+        """Where the artifacts behind an ``mlflow-artifacts:/…`` URI are kept: a folder or
+        an ``s3://`` URI."""
+        relative = artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
+        assert relative != artifact_uri, artifact_uri
+        if self.s3 is not None:
+            return f"{self.s3_root}/{relative}"
+        return str(self.artifact_root / relative)
+
+    def stored_files(self, artifact_uri: str) -> dict[str, bytes]:
+        """Every file kept under an ``mlflow-artifacts:/…`` folder, read from the disk or the
+        bucket directly, by path relative to that folder."""
+        location = self.stored_location(artifact_uri)
+        if self.s3 is not None:
+            return self.s3.tree(location)
+        folder = Path(location)
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
 
     @property
     def headers(self) -> dict[str, str]:

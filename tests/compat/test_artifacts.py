@@ -1,4 +1,5 @@
-"""Artifacts through the stock mlflow client: upload, list, download, and where they land."""
+"""Artifacts through the stock mlflow client: upload, list, download, and where they land —
+on the server's disk, or in S3 for a server started with ``--artifacts-destination s3://…``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ import mlflow.artifacts
 import pytest
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+from tests.compat.conftest import ARTIFACT_SERVER_KINDS, tracking_server_of
+
 BLOB = bytes(range(256)) * 40 + b"\x00\xff\x00"  # every byte value, NULs included
 LARGE = random.Random(1234).randbytes(5 * 1024 * 1024 + 17)
+
+
+tracking_server = tracking_server_of(ARTIFACT_SERVER_KINDS)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -86,18 +92,21 @@ def test_run_listing_endpoint(api, logged_run):
 
 
 def test_files_land_under_the_artifact_root(tracking_server, logged_run, source_tree):
-    on_disk = tracking_server.local_path(logged_run.info.artifact_uri)
-    assert on_disk.is_relative_to(tracking_server.artifact_root)
-    assert on_disk.parts[-3:] == (logged_run.info.experiment_id, logged_run.info.run_id,
-                                  "artifacts")
-    assert (on_disk / "notes.txt").read_text() == "some notes\n"
-    assert _tree(on_disk / "data") == _tree(source_tree)
-    assert (on_disk / "text" / "hello.txt").read_text(encoding="utf-8") == "héllo wörld\n"
-    assert json.loads((on_disk / "config" / "params.json").read_text()) == {
+    location = tracking_server.stored_location(logged_run.info.artifact_uri)
+    assert location.endswith(f"/{logged_run.info.experiment_id}/{logged_run.info.run_id}"
+                             "/artifacts")
+    stored = tracking_server.stored_files(logged_run.info.artifact_uri)
+    assert stored["notes.txt"] == b"some notes\n"
+    assert {k.removeprefix("data/"): v for k, v in stored.items()
+            if k.startswith("data/")} == _tree(source_tree)
+    assert stored["text/hello.txt"].decode("utf-8") == "héllo wörld\n"
+    assert json.loads(stored["config/params.json"]) == {
         "lr": 0.1, "layers": [64, 32], "name": "net"}
-    assert (on_disk / "plots" / "curve.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert stored["plots/curve.png"].startswith(b"\x89PNG\r\n\x1a\n")
     # No upload leftovers (temporary files) next to the artifacts.
-    assert not [p for p in on_disk.rglob(".*")]
+    assert sorted(stored) == [
+        "config/params.json", "config/params.yaml", "data/a.txt", "data/sub/blob.bin",
+        "data/sub/deeper/z.bin", "notes.txt", "plots/curve.png", "text/hello.txt"]
 
 
 def test_download_a_file(mlflow_client, tracking_server, logged_run, tmp_path):
@@ -107,8 +116,8 @@ def test_download_a_file(mlflow_client, tracking_server, logged_run, tmp_path):
     assert Path(local).read_bytes() == BLOB
 
     local = mlflow_client.download_artifacts(run_id, "plots/curve.png", str(tmp_path / "two"))
-    on_disk = tracking_server.local_path(logged_run.info.artifact_uri) / "plots" / "curve.png"
-    assert Path(local).read_bytes() == on_disk.read_bytes()
+    stored = tracking_server.stored_files(logged_run.info.artifact_uri)
+    assert Path(local).read_bytes() == stored["plots/curve.png"]
 
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/text/hello.txt") == "héllo wörld\n"
     assert mlflow.artifacts.load_dict(f"runs:/{run_id}/config/params.json") == {
@@ -148,8 +157,8 @@ def test_large_and_awkwardly_named_files(mlflow_client, tracking_server, experim
     run_id = run.info.run_id
     assert sorted(p for p, *_ in _listing(mlflow_client, run_id, "odd")) == sorted(
         f"odd/{name}" for name in names)
-    on_disk = tracking_server.local_path(run.info.artifact_uri) / "odd"
-    assert _tree(on_disk) == _tree(folder)
+    stored = tracking_server.stored_files(run.info.artifact_uri)
+    assert stored == {f"odd/{name}": data for name, data in _tree(folder).items()}
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="odd",
                                                 dst_path=str(tmp_path / "back"))
     assert _tree(Path(local)) == _tree(folder)
@@ -166,6 +175,4 @@ def test_overwrite_and_delete(mlflow_client, tracking_server, experiment_id):
     repository = get_artifact_repository(run.info.artifact_uri)
     repository.delete_artifacts("out/result.txt")
     assert [p for p, *_ in _listing(mlflow_client, run_id, "out")] == ["out/keep.txt"]
-    on_disk = tracking_server.local_path(run.info.artifact_uri)
-    assert not (on_disk / "out" / "result.txt").exists()
-    assert (on_disk / "out" / "keep.txt").read_text() == "keep"
+    assert tracking_server.stored_files(run.info.artifact_uri) == {"out/keep.txt": b"keep"}

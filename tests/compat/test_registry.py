@@ -19,7 +19,12 @@ import pytest
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
+from tests.compat.conftest import ARTIFACT_SERVER_KINDS, tracking_server_of
 from tests.compat.helpers import unique
+
+# Registering and loading models reads their files through the artifact proxy: with S3
+# behind it too.
+tracking_server = tracking_server_of(ARTIFACT_SERVER_KINDS)
 
 
 @pytest.fixture

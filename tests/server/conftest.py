@@ -174,9 +174,11 @@ def _fetch_kwargs(method: str, headers: dict, body) -> dict:
 
 @pytest.fixture(autouse=True)
 def _restore_tracking_uri_env(monkeypatch):
-    """The extension exports LABTRACK_TRACKING_URI into os.environ; undo it after each test."""
-    monkeypatch.setenv(config.TRACKING_URI_ENV, "unset-by-the-test-fixture")
-    monkeypatch.delenv(config.TRACKING_URI_ENV)
+    """The extension exports LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL) into
+    os.environ; undo it after each test."""
+    for name in (config.TRACKING_URI_ENV, "MLFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "unset-by-the-test-fixture")
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -258,10 +260,10 @@ class Standalone:
         return self.api({"Authorization": f"Bearer {self.tokens[user]}"})
 
 
-def _serve(loop, context: ServerContext, tokens: dict[str, str]):
-    """Serve ``make_app(context, tokens)`` on a free loopback port in the test's event loop
-    until the generator is closed."""
-    app = make_app(context, tokens)
+def _serve(loop, context: ServerContext, tokens: dict[str, str], accounts=None):
+    """Serve ``make_app(context, tokens, accounts)`` on a free loopback port in the test's
+    event loop until the generator is closed."""
+    app = make_app(context, tokens, accounts)
     sock, port = tornado.testing.bind_unused_port()
 
     async def start():

@@ -1,13 +1,50 @@
 """Artifact endpoints under jupyter_server: the run listing and MLflow's proxied artifact
-service (upload, download, list and delete through /api/2.0/mlflow-artifacts/artifacts)."""
+service (upload, download, list and delete through /api/2.0/mlflow-artifacts/artifacts),
+each with the artifacts in a local folder and in S3 (moto's server on loopback)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
+from tests.object_store import BUCKET
 from tests.server.conftest import ARTIFACTS
+
+
+@dataclass
+class ArtifactStore:
+    """Where the server under test keeps artifacts, and a look at what it holds there."""
+
+    config: dict
+    files: Callable[[str], dict[str, bytes]]  # folder under the root -> {relative path: bytes}
+    everything: Callable[[], list[str]]  # every file name the store holds, anywhere
+
+
+def _local_files(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(params=["local", "s3"])
+def artifact_store(request, tracking_dir, tmp_path) -> ArtifactStore:
+    if request.param == "local":
+        root = tracking_dir / "artifacts"
+        return ArtifactStore({}, lambda folder: _local_files(root / folder),
+                             lambda: [p.name for p in tmp_path.rglob("*")])
+    endpoint = request.getfixturevalue("s3_endpoint")
+    root = endpoint.fresh_root()
+    return ArtifactStore(
+        {"artifacts_destination": root, "s3_endpoint_url": endpoint.url},
+        lambda folder: endpoint.tree(f"{root}/{folder}"),
+        lambda: [name.rpartition("/")[2] for name in endpoint.tree(f"s3://{BUCKET}")])
+
+
+@pytest.fixture
+def labtrack_config(artifact_store) -> dict:
+    return artifact_store.config
 
 # Every byte value, and enough data to take several reads of the streaming download.
 BINARY = bytes(range(256)) * 16
@@ -24,6 +61,13 @@ async def new_run(api) -> tuple[str, str]:
 
 async def upload(api, path: str, content: bytes):
     return await api.request("PUT", f"{ARTIFACTS}/{path}", body=content)
+
+
+async def test_kernels_are_given_the_s3_endpoint(api, artifact_store):
+    """Kernels open the same store and write its artifacts themselves."""
+    await new_run(api)  # the extension is up
+    assert os.environ.get("MLFLOW_S3_ENDPOINT_URL") == artifact_store.config.get(
+        "s3_endpoint_url")
 
 
 async def test_upload_answers_an_empty_json_object(api):
@@ -81,11 +125,16 @@ async def test_upload_replaces_an_existing_file(api):
     assert reply.body == b"second"
 
 
-async def test_upload_leaves_no_temporary_files(api, tracking_dir):
+async def test_upload_leaves_no_temporary_files(api, artifact_store):
     _, folder = await new_run(api)
     await upload(api, f"{folder}/a.txt", b"a")
-    files = os.listdir(tracking_dir / "artifacts" / folder)
-    assert files == ["a.txt"]
+    assert artifact_store.files(folder) == {"a.txt": b"a"}
+
+
+async def test_uploaded_bytes_are_stored_unchanged(api, artifact_store):
+    _, folder = await new_run(api)
+    await upload(api, f"{folder}/model/weights.bin", LARGE)
+    assert artifact_store.files(folder) == {"model/weights.bin": LARGE}
 
 
 async def test_upload_onto_a_folder_is_refused(api):
@@ -114,11 +163,11 @@ async def test_download_of_a_folder_is_404(api):
 
 @pytest.mark.parametrize("path", ["../outside.txt", "0/../../outside.txt",
                                   "%2e%2e/outside.txt", "0/%2e%2e/%2e%2e/outside.txt"])
-async def test_paths_leaving_the_artifact_root_are_refused(api, path, tmp_path):
+async def test_paths_leaving_the_artifact_root_are_refused(api, path, artifact_store):
     reply = await upload(api, path, b"x")
     assert reply.status == 400
     assert reply.json["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert not any(p.name == "outside.txt" for p in tmp_path.rglob("*"))
+    assert "outside.txt" not in artifact_store.everything()
 
 
 async def test_delete_removes_the_file(api):

@@ -1,4 +1,6 @@
-"""Artifact repository: upload, list with sizes, download, and every escape attempt refused."""
+"""Artifact repositories: upload, list with sizes, download, streaming, and every escape
+attempt refused — for a local folder and for S3 (moto's server on loopback) alike; the
+symbolic-link rules only exist locally."""
 
 from __future__ import annotations
 
@@ -11,16 +13,29 @@ from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.store.artifacts import (
     ArtifactPathError,
     LocalArtifactRepository,
+    artifact_repository,
     local_path_to_uri,
     safe_relative_path,
     uri_to_local_path,
 )
+from labtrack.store.object_store import ObjectStoreSettings
 
 
 @pytest.fixture
-def repo(tmp_path):
+def local_repo(tmp_path):
     root = tmp_path / "root" / "run" / "artifacts"
     return LocalArtifactRepository(local_path_to_uri(root))
+
+
+@pytest.fixture(params=["local", "s3"])
+def repo(request, tmp_path):
+    """The same contract over a local folder and over an S3 prefix."""
+    if request.param == "local":
+        return request.getfixturevalue("local_repo")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return artifact_repository(f"{endpoint.fresh_root()}/run/artifacts",
+                               ObjectStoreSettings(s3_endpoint_url=endpoint.url,
+                                                   part_bytes=5 * 1024 * 1024))
 
 
 @pytest.fixture
@@ -88,7 +103,8 @@ def test_escaping_paths_are_refused_everywhere(repo, secret, tmp_path, path):
     assert secret.read_text() == "top secret"
 
 
-def test_symlink_out_of_the_root_is_refused(repo, secret, tmp_path):
+def test_symlink_out_of_the_root_is_refused(local_repo, secret, tmp_path):
+    repo = local_repo
     repo.write_bytes("inside.txt", b"x")
     os.symlink(secret, repo.root / "link.txt")
     os.symlink(secret.parent, repo.root / "linkdir")
@@ -106,7 +122,8 @@ def test_symlink_out_of_the_root_is_refused(repo, secret, tmp_path):
     assert sorted(os.listdir(out)) == ["inside.txt"]
 
 
-def test_symlink_inside_the_root_is_allowed(repo):
+def test_symlink_inside_the_root_is_allowed(local_repo):
+    repo = local_repo
     repo.write_bytes("real/data.txt", b"ok")
     os.symlink(repo.root / "real", repo.root / "alias")
     assert repo.read_bytes("alias/data.txt") == b"ok"
@@ -139,3 +156,62 @@ def test_deleting_the_root_is_refused(repo):
         repo.delete("")
     repo.delete("a.txt")
     assert repo.list_artifacts() == []
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+def test_a_streamed_upload_appears_only_when_committed(repo):
+    parts = [bytes([n]) * (2 * 1024 * 1024 + n) for n in range(4)]  # more than one S3 part
+    upload = repo.open_write("model/weights.bin")
+    for part in parts:
+        upload.write(part)
+    assert repo.list_artifacts("model") == []
+    upload.commit()
+    upload.discard()  # a no-op after the commit
+    assert [(f.path, f.file_size) for f in repo.list_artifacts("model")] == [
+        ("model/weights.bin", sum(map(len, parts)))]
+    with repo.open_read("model/weights.bin") as stream:
+        read = []
+        while chunk := stream.read(1024 * 1024):
+            read.append(chunk)
+    assert b"".join(read) == b"".join(parts)
+
+
+def test_a_discarded_upload_leaves_nothing_and_keeps_the_old_file(repo):
+    repo.write_bytes("notes.txt", b"old")
+    upload = repo.open_write("notes.txt")
+    upload.write(b"x" * (6 * 1024 * 1024))
+    upload.discard()
+    assert repo.read_bytes("notes.txt") == b"old"
+    assert [f.path for f in repo.list_artifacts()] == ["notes.txt"]
+
+
+def test_streams_refuse_folders_and_missing_files(repo):
+    repo.write_bytes("sub/a.txt", b"a")
+    with pytest.raises(InvalidParameterValue, match="is a directory"):
+        repo.open_write("sub")
+    with pytest.raises(ResourceDoesNotExist, match="No artifact file at 'sub'"):
+        repo.open_read("sub")
+    with pytest.raises(ResourceDoesNotExist, match="No artifact file at 'missing.bin'"):
+        repo.open_read("missing.bin")
+    with pytest.raises(ArtifactPathError, match="needs a name"):
+        repo.open_write("")
+
+
+@pytest.mark.parametrize("path", ["../x", "%2e%2e/x", "/x", "a/\x00"])
+def test_streams_refuse_escaping_paths(repo, path):
+    with pytest.raises(ArtifactPathError, match="Invalid artifact path"):
+        repo.open_write(path)
+    with pytest.raises(ArtifactPathError, match="Invalid artifact path"):
+        repo.open_read(path)
+
+
+def test_deleting_a_folder_removes_everything_under_it(repo):
+    repo.write_bytes("keep.txt", b"k")
+    repo.write_bytes("tmp/a.txt", b"a")
+    repo.write_bytes("tmp/deeper/b.txt", b"b")
+    repo.delete("tmp")
+    assert [f.path for f in repo.list_artifacts()] == ["keep.txt"]
+    with pytest.raises(ResourceDoesNotExist):
+        repo.delete("tmp")

@@ -21,7 +21,7 @@ from labtrack.entities import LoggedModel, LoggedModelStatus, ModelOutput
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.services.logged_models import LoggedModelService
 from labtrack.store import artifact_repository
-from labtrack.store.artifacts import uri_to_local_path
+from labtrack.store.artifacts import is_object_store_uri, uri_to_local_path
 
 # Folders that downloads made on their own. A model loaded from one keeps reading it (its
 # artifacts, its code on sys.path), so it lives as long as the process and goes at exit.
@@ -129,6 +129,10 @@ class LoggedModelsClientMixin:
                     "(LABTRACK_TRACKING_URI=http://…).")
             target = Path(dst_path) if dst_path else download_folder()
             return self._service.download_artifacts_from(location, target)
+        if is_object_store_uri(location):
+            # A store whose artifact root is a bucket, opened directly (with credentials).
+            target = Path(dst_path) if dst_path else download_folder()
+            return artifact_repository(location).download_artifacts(None, target)
         source = Path(uri_to_local_path(location))
         if not source.exists():
             raise ResourceDoesNotExist(f"No files at '{location}'.")

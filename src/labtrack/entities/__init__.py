@@ -1,5 +1,6 @@
 """Entities: plain data shared by the store, services, client and JSON."""
 
+from labtrack.entities.accounts import ApiToken, User
 from labtrack.entities.registry import (
     Activity,
     ActivityAction,
@@ -44,6 +45,8 @@ from labtrack.entities.tracking import (
 )
 
 __all__ = [
+    "ApiToken",
+    "User",
     "Activity",
     "ActivityAction",
     "ActivityType",

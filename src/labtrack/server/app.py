@@ -24,6 +24,7 @@ from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
+from labtrack.store.object_store import S3_ENDPOINT_URL_ENV, ObjectStoreSettings
 
 URL_PREFIX = "/labtrack"
 
@@ -61,15 +62,23 @@ class LabTrack(ExtensionApp):
     artifacts_destination = Unicode(
         "",
         config=True,
-        help="Folder for artifacts of new experiments (served through the mlflow-artifacts "
-        "proxy). Default: the store's recorded artifact root, else 'artifacts' next to the "
-        "database file.",
+        help="Folder or object-store URI (s3://bucket/prefix, gs://…, abfss://…, wasbs://…) "
+        "for artifacts of new experiments (served through the mlflow-artifacts proxy). "
+        "Default: the store's recorded artifact root, else 'artifacts' next to the database "
+        "file.",
+    )
+    s3_endpoint_url = Unicode(
+        "",
+        config=True,
+        help="An S3-compatible endpoint (MinIO, Ceph, …) for s3:// artifacts. Default: "
+        "$MLFLOW_S3_ENDPOINT_URL, else AWS.",
     )
     export_tracking_uri = Bool(
         True,
         config=True,
-        help="Set LABTRACK_TRACKING_URI in the environment of the kernels this server starts, "
-        "so notebooks log into this server's store without configuration.",
+        help="Set LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL from s3_endpoint_url) in "
+        "the environment of the kernels this server starts, so notebooks log into this "
+        "server's store without configuration.",
     )
     max_request_bytes = Int(
         32 * 1024 * 1024,
@@ -144,9 +153,13 @@ class LabTrack(ExtensionApp):
             threads=self.store_threads,
             registry_settings=self.registry_settings(),
             root_dir=self.serverapp.root_dir,
+            object_stores=ObjectStoreSettings.from_environment(self.s3_endpoint_url or None),
         )
         if self.export_tracking_uri:
             os.environ[config.TRACKING_URI_ENV] = f"sqlite:///{database}"
+            if self.s3_endpoint_url:
+                # Kernels open the same store, so they write its s3:// artifacts themselves.
+                os.environ[S3_ENDPOINT_URL_ENV] = self.s3_endpoint_url
         self.log.info("labtrack: tracking store %s, artifacts in %s", database,
                       store.artifact_root)
 

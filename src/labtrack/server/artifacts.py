@@ -9,15 +9,13 @@ listings are ordinary JSON endpoints.
 from __future__ import annotations
 
 import mimetypes
-import os
 import posixpath
-import uuid
 
 import tornado.web
 
-from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.server.request import PayloadTooLarge
 from labtrack.server.router import Router
+from labtrack.store.artifacts import safe_relative_path
 
 router = Router()
 PROXY_PATH = "/api/2.0/mlflow-artifacts/artifacts"
@@ -49,7 +47,10 @@ class ArtifactFileMixin:
     """GET (stream a file out), PUT (stream a file in) and DELETE of one artifact file.
 
     Mixed into a tornado handler decorated with ``stream_request_body``; the host class
-    provides authentication and ``write_error``.
+    provides authentication and ``write_error``. The body goes to the artifact repository
+    chunk by chunk as tornado reads it (a local temporary file, or an object store's
+    multipart upload), and a download is read and sent in ``CHUNK_BYTES`` pieces, each
+    flushed before the next is read: a file never sits whole in the server's memory.
     """
 
     context = None  # set by initialize()
@@ -57,7 +58,6 @@ class ArtifactFileMixin:
     def initialize(self, context, **kwargs):
         self.context = context
         self._upload = None
-        self._temporary = None
 
     async def prepare(self):
         await super().prepare()  # authentication
@@ -70,27 +70,18 @@ class ArtifactFileMixin:
                     f"Artifact file is larger than the limit of {self.context.max_upload_bytes} "
                     "bytes (LabTrack max_upload_bytes).")
             self.request.connection.set_max_body_size(self.context.max_upload_bytes)
-            target = self.context.proxy.resolve(self.path_kwargs["path"])
-            self._temporary = target.with_name(f".{target.name}.upload-{uuid.uuid4().hex}")
-            await self.context.run(self._open_upload, target)
-
-    def _open_upload(self, target) -> None:
-        if target.is_dir():
-            raise InvalidParameterValue(f"'{self.path_kwargs['path']}' is a directory.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.context.proxy.resolve(self.path_kwargs["path"])  # again, after mkdir
-        self._upload = open(self._temporary, "wb")  # noqa: SIM115 - closed in put()
+            self._upload = await self.context.run(self.context.proxy.open_write,
+                                                  self.path_kwargs["path"])
 
     async def data_received(self, chunk: bytes) -> None:
         if self._upload is not None:
             await self.context.run(self._upload.write, chunk)
 
     def _discard_upload(self) -> None:
-        if self._upload is not None:
-            self._upload.close()
-            self._upload = None
-        if self._temporary is not None and self._temporary.exists():
-            self._temporary.unlink()
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            # In the pool, as every repository call: discarding may be a request to the store.
+            self.context.executor.submit(upload.discard)
 
     def on_connection_close(self) -> None:
         self._discard_upload()
@@ -103,26 +94,27 @@ class ArtifactFileMixin:
     @tornado.web.authenticated
     async def put(self, path: str) -> None:
         upload, self._upload = self._upload, None
-        await self.context.run(upload.close)
-        target = self.context.proxy.resolve(path)
-        await self.context.run(os.replace, self._temporary, target)
-        self._temporary = None
+        try:
+            await self.context.run(upload.commit)
+        finally:
+            await self.context.run(upload.discard)  # a no-op once committed
         self.set_header("Content-Type", "application/json")
         self.finish("{}")
 
     @tornado.web.authenticated
     async def get(self, path: str) -> None:
-        source = self.context.proxy.resolve(path)
-        if not await self.context.run(source.is_file):
-            raise ResourceDoesNotExist(f"No artifact file at '{path}'.")
-        mime, _ = mimetypes.guess_type(source.name)
-        self.set_header("Content-Type", mime or "application/octet-stream")
-        self.set_header("Content-Disposition", f'attachment; filename="{source.name}"')
-        self.set_header("X-Content-Type-Options", "nosniff")
-        with open(source, "rb") as stream:
+        stream = await self.context.run(self.context.proxy.open_read, path)
+        try:
+            name = posixpath.basename(safe_relative_path(path))
+            mime, _ = mimetypes.guess_type(name)
+            self.set_header("Content-Type", mime or "application/octet-stream")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+            self.set_header("X-Content-Type-Options", "nosniff")
             while chunk := await self.context.run(stream.read, CHUNK_BYTES):
                 self.write(chunk)
                 await self.flush()
+        finally:
+            await self.context.run(stream.close)
         self.finish()
 
     @tornado.web.authenticated

@@ -30,6 +30,7 @@ def _server(args: argparse.Namespace) -> int:
         threads=args.threads,
         token_file=args.token_file,
         registry=registry,
+        s3_endpoint_url=args.s3_endpoint_url,
     )
     return 0
 
@@ -40,7 +41,8 @@ def add_commands(commands) -> None:
         "server",
         help="serve the tracking REST API (MLflow-compatible) without JupyterLab",
         description="Serve labtrack's REST API — MLflow's wire protocol — for teams and "
-        "non-Python clients. Every request needs the token.",
+        "non-Python clients. Every request needs a token: one of the store's users' "
+        "(labtrack users / labtrack tokens) or one given here.",
     )
     server.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default: 127.0.0.1)")
@@ -49,11 +51,16 @@ def add_commands(commands) -> None:
                         help="the store: a folder or .db path or sqlite:/// URI (default: "
                         "$LABTRACK_TRACKING_URI or the embedded store)")
     server.add_argument("--artifacts-destination", default=None,
-                        help="folder for artifacts of new experiments (default: the store's "
-                        "recorded artifact root)")
+                        help="folder or object-store URI (s3://bucket/prefix, gs://…, "
+                        "abfss://…, wasbs://…) for artifacts of new experiments (default: "
+                        "the store's recorded artifact root)")
+    server.add_argument("--s3-endpoint-url", default=None,
+                        help="an S3-compatible endpoint (MinIO, Ceph, …) for s3:// artifacts "
+                        "(default: $MLFLOW_S3_ENDPOINT_URL, else AWS)")
     server.add_argument("--token", default=None,
-                        help="the API token clients must send (default: "
-                        "$LABTRACK_SERVER_TOKEN, else a random token printed at start)")
+                        help="an API token clients may send, besides the store's (labtrack "
+                        "tokens create); default: $LABTRACK_SERVER_TOKEN, else a random token "
+                        "printed at start when the store has no tokens")
     server.add_argument("--user", default=None,
                         help="user name requests made with the token act as (default: yours)")
     server.add_argument("--token-file", default=None,

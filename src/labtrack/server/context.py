@@ -15,8 +15,9 @@ from labtrack.services.logged_models import LoggedModelService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.services.registry import RegistryService
 from labtrack.services.webhook_delivery import WebhookDispatcher
-from labtrack.store import LocalArtifactRepository, SqliteStore
-from labtrack.store.artifacts import local_path_to_uri
+from labtrack.store import ArtifactRepository, SqliteStore
+from labtrack.store.artifacts import artifact_root_uri
+from labtrack.store.object_store import ObjectStoreSettings
 
 T = TypeVar("T")
 
@@ -25,8 +26,8 @@ T = TypeVar("T")
 class ServerContext:
     """Services, the artifact proxy's repository and the thread pool for store calls.
 
-    Store calls block (SQLite, files), so handlers run them in ``executor`` and the IOLoop
-    never waits on disk.
+    Store calls block (SQLite, files, object-store requests), so handlers run them in
+    ``executor`` and the IOLoop never waits on disk or network.
     """
 
     store: SqliteStore
@@ -38,16 +39,19 @@ class ServerContext:
     # The folder a Jupyter server serves (None for the standalone server): JupyterLab names
     # notebooks relative to it, kernels record them absolute.
     root_dir: str | None = None
+    # How artifacts in s3:// gs:// abfss:// wasbs:// are reached (default: the environment).
+    object_stores: ObjectStoreSettings | None = None
     tracking: TrackingService = field(init=False)
     logged_models: LoggedModelService = field(init=False)
     registry: RegistryService = field(init=False)
     webhooks: WebhookDispatcher = field(init=False)
     wire: Wire = field(init=False)
-    proxy: LocalArtifactRepository = field(init=False)
+    proxy: ArtifactRepository = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tracking = TrackingService(self.store, confine_artifacts=True)
+        self.tracking = TrackingService(self.store, confine_artifacts=True,
+                                        object_stores=self.object_stores)
         self.logged_models = LoggedModelService(self.tracking)
         self.wire = Wire(self.store.artifact_root)
         # A REST caller's version sources must stay inside the artifact store.
@@ -56,7 +60,7 @@ class ServerContext:
         self.registry = RegistryService(self.tracking, settings, self.webhooks,
                                         present_uri=self.wire.public_uri)
         self.webhooks.resume_pending()
-        self.proxy = LocalArtifactRepository(local_path_to_uri(self.store.artifact_root))
+        self.proxy = self.tracking.repository(artifact_root_uri(self.store.artifact_root))
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="labtrack-store")
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:

@@ -2,7 +2,9 @@
 
 Every request needs a token — ``Authorization: Bearer <token>`` (what the ``mlflow`` client
 sends from ``MLFLOW_TRACKING_TOKEN``), ``Authorization: token <token>``, or HTTP Basic with the
-token as password.
+token as password. Tokens come from the command line (``--token`` / ``--token-file``) or from
+the store's accounts (``labtrack users`` / ``labtrack tokens``); the token's user is who the
+request acts as.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ctypes
 import hmac
 import logging
 import os
@@ -27,8 +30,10 @@ from labtrack.errors import InvalidParameterValue
 from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
+from labtrack.services.accounts import AccountService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
+from labtrack.store.object_store import ObjectStoreSettings
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
 log = logging.getLogger("labtrack.server")
@@ -41,6 +46,7 @@ class TokenAuthenticatedHandler(tornado.web.RequestHandler):
     authentication_challenge = 'Bearer realm="labtrack"'
 
     def get_current_user(self) -> str | None:
+        """The user of a token given on the command line (store tokens: see prepare)."""
         presented = self._presented_token()
         if not presented:
             return None
@@ -48,6 +54,18 @@ class TokenAuthenticatedHandler(tornado.web.RequestHandler):
             if hmac.compare_digest(presented.encode(), token.encode()):
                 return user
         return None
+
+    async def prepare(self):
+        accounts = self.settings.get("labtrack_accounts")
+        if self.current_user is None and accounts is not None:
+            presented = self._presented_token()
+            if presented:
+                # A store lookup: in the store's threads, never on the event loop.
+                context = self.settings["labtrack_context"]
+                self.current_user = await context.run(accounts.authenticate, presented)
+        result = super().prepare()
+        if result is not None:
+            await result
 
     def identity_name(self) -> str:
         return str(self.current_user)
@@ -69,13 +87,17 @@ class TokenAuthenticatedHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
 
-def make_app(context: ServerContext, tokens: dict[str, str]) -> tornado.web.Application:
-    """The tornado application; ``tokens`` maps each accepted token to its user name."""
-    if not tokens:
+def make_app(context: ServerContext, tokens: dict[str, str],
+             accounts: AccountService | None = None) -> tornado.web.Application:
+    """The tornado application; ``tokens`` maps each token accepted besides those of
+    ``accounts`` (the store's users) to its user name."""
+    if not tokens and accounts is None:
         raise ValueError("The standalone server needs at least one token.")
     return tornado.web.Application(
         route_table("", context, handler_classes(TokenAuthenticatedHandler)),
         labtrack_tokens=tokens,
+        labtrack_accounts=accounts,
+        labtrack_context=context,
     )
 
 
@@ -99,6 +121,30 @@ def read_token_file(path: str) -> dict[str, str]:
     return tokens
 
 
+# glibc's mallopt parameter, and the size from which every allocation gets its own mapping.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def return_large_buffers_to_the_system() -> None:
+    """Keep memory flat while large artifacts stream through the server.
+
+    A streamed file passes through buffers of up to one multipart part (16 MiB). glibc maps
+    big allocations and unmaps them when freed, but after each such free it raises that
+    threshold (up to 32 MiB), so later buffers come from per-thread heaps that keep their
+    peak size: the server's memory would grow with every store thread that moved a file. A
+    fixed threshold keeps every buffer from 1 MiB up in its own mapping, returned on free.
+    Nothing to do outside glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -109,29 +155,37 @@ def serve(
     threads: int = 8,
     token_file: str | None = None,
     registry: RegistrySettings | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> None:
     """Run the server until SIGINT/SIGTERM.
 
-    One user with ``token`` (default: ``LABTRACK_SERVER_TOKEN`` or a generated token), or
-    several with ``token_file``; ``registry`` sets the registry policy (admins default to the
-    single user).
+    The store's users with their tokens (``labtrack users`` / ``labtrack tokens``), plus one
+    user with ``token`` (default: ``LABTRACK_SERVER_TOKEN``; a generated token when neither
+    is given and the store has no tokens), or several with ``token_file``; ``registry`` sets
+    the registry policy (admins default to the single command-line user); ``s3_endpoint_url``
+    an S3-compatible endpoint for ``s3://`` artifacts (default: ``MLFLOW_S3_ENDPOINT_URL``).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return_large_buffers_to_the_system()
     uri = backend_store_uri or config.default_tracking_uri()
+    store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
+    accounts = AccountService(store)
     generated = False
+    tokens: dict[str, str] = {}
     if token_file:
         tokens = read_token_file(token_file)
     else:
         token = token or os.environ.get(TOKEN_ENV)
-        generated = not token
-        token = token or secrets.token_urlsafe(32)
-        tokens = {token: user or current_user()}
+        if token or not accounts.list_tokens():
+            generated = not token
+            token = token or secrets.token_urlsafe(32)
+            tokens = {token: user or current_user()}
     settings = registry or RegistrySettings()
-    if not settings.admins and not token_file:
+    if not settings.admins and tokens and not token_file:
         settings = replace(settings, admins=frozenset(tokens.values()))
-    store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
-    context = ServerContext(store, uri, threads=threads, registry_settings=settings)
-    app = make_app(context, tokens)
+    context = ServerContext(store, uri, threads=threads, registry_settings=settings,
+                            object_stores=ObjectStoreSettings.from_environment(s3_endpoint_url))
+    app = make_app(context, tokens, accounts)
 
     async def main() -> None:
         server = tornado.httpserver.HTTPServer(
@@ -143,6 +197,8 @@ def serve(
         log.info("store %s, artifacts in %s", store.path, store.artifact_root)
         if generated:
             log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
+        log.info("users with API tokens in the store: %d (labtrack users / labtrack tokens)",
+                 len({t.user_name for t in accounts.list_tokens()}))
         log.info("clients: MLFLOW_TRACKING_URI=%s MLFLOW_TRACKING_TOKEN=<token> "
                  "(or LABTRACK_TRACKING_URI / LABTRACK_TRACKING_TOKEN)", url)
         stop = asyncio.Event()

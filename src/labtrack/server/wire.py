@@ -23,7 +23,7 @@ from labtrack.entities import (
     RunInfo,
 )
 from labtrack.errors import InvalidParameterValue
-from labtrack.store.artifacts import local_path_to_uri, safe_relative_path
+from labtrack.store.artifacts import artifact_root_uri, safe_relative_path
 
 PROXY_SCHEME = "mlflow-artifacts:"
 # In a model-version filter, a comparison of the source with a proxied URI
@@ -60,12 +60,13 @@ class Wire:
     """Serializer bound to one artifact root."""
 
     def __init__(self, artifact_root: str):
-        self.root_uri = local_path_to_uri(artifact_root).rstrip("/")
+        self.root_uri = artifact_root_uri(artifact_root)
 
     # -- artifact locations ------------------------------------------------------------------
 
     def public_uri(self, uri: str) -> str:
-        """``file:///root/1/abc/artifacts`` → ``mlflow-artifacts:/1/abc/artifacts``."""
+        """``file:///root/1/abc/artifacts`` (or ``s3://bucket/root/1/abc/artifacts``) →
+        ``mlflow-artifacts:/1/abc/artifacts``."""
         if uri == self.root_uri:
             return f"{PROXY_SCHEME}/"
         if uri.startswith(self.root_uri + "/"):

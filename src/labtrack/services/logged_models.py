@@ -19,7 +19,6 @@ from labtrack.services.search import (
     parse_page_token,
 )
 from labtrack.services.tracking import TrackingService, now_ms
-from labtrack.store import artifact_repository
 
 MAX_RESULTS_SEARCH_LOGGED_MODELS = 1000
 MAX_LOGGED_MODEL_NAME_LENGTH = 500
@@ -93,7 +92,7 @@ class LoggedModelService:
         self.store.log_logged_model_params(model_id, checked)
 
     def list_artifacts(self, model_id: str, path: str | None = None) -> list[FileInfo]:
-        return artifact_repository(self.get(model_id).artifact_location).list_artifacts(path)
+        return self.tracking.repository(self.get(model_id).artifact_location).list_artifacts(path)
 
     def search(
         self,

@@ -58,9 +58,15 @@ from labtrack.services.search import (
     parse_order_by,
     parse_page_token,
 )
-from labtrack.services.tracking import TrackingService, inside_folder, now_ms
+from labtrack.services.tracking import TrackingService, now_ms
 from labtrack.services.webhook_delivery import WebhookDispatcher
-from labtrack.store.artifacts import safe_relative_path, uri_to_local_path
+from labtrack.store.artifacts import (
+    artifact_root_uri,
+    is_object_store_uri,
+    safe_relative_path,
+    uri_inside,
+    uri_to_local_path,
+)
 from labtrack.store.registry import ActivityRecord, RequestNotOpen
 
 MAX_DESCRIPTION_LENGTH = 65535
@@ -250,8 +256,9 @@ class RegistryService:
                     f"Invalid model version source '{source}': '?' and '#' are not allowed.")
             safe_relative_path(parsed.path.lstrip("/"))
             return source
-        folder = uri_to_local_path(source)
-        if not inside_folder(folder, self.store.artifact_root):
+        if not is_object_store_uri(source):
+            uri_to_local_path(source)  # refuses schemes no repository can open
+        if not uri_inside(source, artifact_root_uri(self.store.artifact_root)):
             raise InvalidParameterValue(
                 f"Invalid model version source '{source}': it must lie inside the server's "
                 "artifact store (runs:/, models:/ or mlflow-artifacts:/ URIs)."

@@ -42,8 +42,15 @@ from labtrack.services.search import (
     parse_order_by,
     parse_page_token,
 )
-from labtrack.store import LocalArtifactRepository, Store, artifact_repository
-from labtrack.store.artifacts import safe_relative_path, uri_to_local_path
+from labtrack.store import ArtifactRepository, Store, artifact_repository
+from labtrack.store.artifacts import (
+    artifact_root_uri,
+    is_object_store_uri,
+    safe_relative_path,
+    uri_inside,
+    uri_to_local_path,
+)
+from labtrack.store.object_store import ObjectLocation, ObjectStoreSettings
 
 DEFAULT_EXPERIMENT_ID = "0"
 RUN_NAME_TAG = "mlflow.runName"
@@ -82,12 +89,6 @@ def _validate_dataset_input(dataset_input: DatasetInput) -> None:
             raise InvalidParameterValue(
                 f"Value of input tag '{key}' exceeds the maximum length of 500 characters."
             )
-
-
-def inside_folder(path: str, root: str) -> bool:
-    """Whether ``path`` (symlinks resolved) is ``root`` or lies under it."""
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _check_columns(columns) -> None:
@@ -173,11 +174,15 @@ class TrackingService:
     :param confine_artifacts: refuse experiment artifact locations outside the store's
         artifact root. The REST server turns this on: a remote caller must not point an
         experiment at an arbitrary server folder and then list or download from it.
+    :param object_stores: how artifact repositories reach object stores (default: from the
+        environment, e.g. ``MLFLOW_S3_ENDPOINT_URL``).
     """
 
-    def __init__(self, store: Store, confine_artifacts: bool = False):
+    def __init__(self, store: Store, confine_artifacts: bool = False,
+                 object_stores: ObjectStoreSettings | None = None):
         self.store = store
         self.confine_artifacts = confine_artifacts
+        self.object_stores = object_stores or ObjectStoreSettings.from_environment()
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -189,10 +194,14 @@ class TrackingService:
         checked_tags = dict(validation.validate_experiment_tag(k, v)
                             for k, v in (tags or {}).items())
         if artifact_location:
-            # Only local folders (plain paths or file: URIs) for now; refuse anything else
-            # rather than storing a location no repository can open.
-            folder = uri_to_local_path(artifact_location)
-            if self.confine_artifacts and not inside_folder(folder, self.store.artifact_root):
+            # Local folders (plain paths or file: URIs) and object-store URIs; refuse anything
+            # else rather than storing a location no repository can open.
+            if is_object_store_uri(artifact_location):
+                ObjectLocation.parse(artifact_location)
+            else:
+                uri_to_local_path(artifact_location)
+            if self.confine_artifacts and not uri_inside(
+                    artifact_location, artifact_root_uri(self.store.artifact_root)):
                 raise InvalidParameterValue(
                     f"Invalid artifact location '{artifact_location}': it must lie inside the "
                     "server's artifact root (use an mlflow-artifacts:/ URI or leave it empty)."
@@ -556,8 +565,12 @@ class TrackingService:
 
     # -- artifacts ---------------------------------------------------------------------------
 
-    def artifact_repository(self, run_id: str) -> LocalArtifactRepository:
-        return artifact_repository(self.get_run_info(run_id).artifact_uri)
+    def artifact_repository(self, run_id: str) -> ArtifactRepository:
+        return self.repository(self.get_run_info(run_id).artifact_uri)
+
+    def repository(self, uri: str) -> ArtifactRepository:
+        """The artifact repository at ``uri`` (a run's, a logged model's, the store's root)."""
+        return artifact_repository(uri, self.object_stores)
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike,
                      artifact_path: str | None = None) -> None:

@@ -286,7 +286,8 @@ class Store(RegistryStore, ABC):
     @property
     @abstractmethod
     def artifact_root(self) -> str:
-        """Where experiments without an explicit artifact location keep their artifacts."""
+        """Where experiments without an explicit artifact location keep their artifacts: a
+        local folder or an object-store URI (see ``artifacts.artifact_root_uri``)."""
 
     def close(self) -> None:
         """Release connections. The store may be reopened implicitly by a later call."""

@@ -374,3 +374,27 @@ def m004_registry(db: Database) -> None:
         CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (status)
         """,
     )
+
+
+@migrations()
+def m005_accounts(db: Database) -> None:
+    _run(
+        db,
+        """
+        -- The users and API tokens of `labtrack server` (`labtrack users` / `labtrack tokens`).
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            creation_time INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Only a hash of each token's secret: a copy of the database grants no access.
+        CREATE TABLE api_tokens (
+            token_id TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+            secret_hash TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            creation_time INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX api_tokens_user ON api_tokens (user_name)
+        """,
+    )

@@ -46,11 +46,12 @@ from labtrack.entities import (
     RunStatus,
 )
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
-from labtrack.store.artifacts import local_path_to_uri
+from labtrack.store.artifacts import artifact_root_uri, is_object_store_uri, join_artifact_uri
 from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.metric_summary import LEVEL_SHIFTS, LEVEL_SIZES, coarsen, summarize
 from labtrack.store.migrations import migrations
 from labtrack.store.query import Comparison, Entity
+from labtrack.store.sqlite_accounts import SqliteAccountsMixin
 from labtrack.store.sqlite_query import json_list, keyed_condition, value_condition
 from labtrack.store.sqlite_registry import SqliteRegistryMixin
 
@@ -124,12 +125,13 @@ class _Connection(sqlite3.Connection):
     live threads without keeping those of finished threads alive."""
 
 
-class SqliteStore(SqliteRegistryMixin, Store):
+class SqliteStore(SqliteRegistryMixin, SqliteAccountsMixin, Store):
     """Tracking store in one SQLite file.
 
     :param path: the database file; created with its schema when missing.
-    :param artifact_root: folder for the artifacts of experiments created without an explicit
-        location. It is recorded in the database, so later openers that pass none use the
+    :param artifact_root: folder, or object-store URI (``s3://bucket/prefix``, ``gs://…``,
+        ``abfss://…``, ``wasbs://…``), for the artifacts of experiments created without an
+        explicit location. It is recorded in the database, so later openers that pass none use the
         same folder; the first default is ``artifacts`` next to the database file.
     :param busy_timeout: seconds a writer waits for another writer before giving up.
     """
@@ -140,7 +142,9 @@ class SqliteStore(SqliteRegistryMixin, Store):
     ):
         self.path = Path(path).expanduser().resolve()
         self._requested_artifact_root = (
-            str(Path(artifact_root).expanduser().resolve()) if artifact_root else None
+            None if not artifact_root
+            else str(artifact_root).rstrip("/") if is_object_store_uri(artifact_root)
+            else str(Path(artifact_root).expanduser().resolve())
         )
         self._artifact_root = ""
         self.busy_timeout = busy_timeout
@@ -245,7 +249,7 @@ class SqliteStore(SqliteRegistryMixin, Store):
                 "INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, "
                 "lifecycle_stage, creation_time, last_update_time) "
                 "VALUES (0, 'Default', ?, 'active', ?, ?)",
-                (local_path_to_uri(os.path.join(self._artifact_root, "0")), now, now),
+                (join_artifact_uri(artifact_root_uri(self._artifact_root), "0"), now, now),
             )
 
     def close(self) -> None:
@@ -267,9 +271,8 @@ class SqliteStore(SqliteRegistryMixin, Store):
             except sqlite3.IntegrityError:
                 raise self._name_taken(conn, name) from None
             experiment_id = str(cursor.lastrowid)
-            location = artifact_location or local_path_to_uri(
-                os.path.join(self._artifact_root, experiment_id)
-            )
+            location = artifact_location or join_artifact_uri(
+                artifact_root_uri(self._artifact_root), experiment_id)
             conn.execute(
                 "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
                 (location, experiment_id),
