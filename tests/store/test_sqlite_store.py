@@ -21,7 +21,8 @@ def make_run(store, run_id="r1", experiment_id="0", start_time=1000, name="run",
                             tags or {})
 
 
-def test_fresh_store_has_default_experiment_and_schema(store):
+def test_fresh_store_has_default_experiment_and_schema(sqlite_store):
+    store = sqlite_store
     experiment = store.get_experiment("0")
     assert experiment.name == "Default"
     assert experiment.lifecycle_stage == LifecycleStage.ACTIVE
