@@ -69,6 +69,7 @@ def postgres_database(postgres_url):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_backend(request) -> str:
+    """Which database the ``store`` (and the servers built on it) uses."""
     return request.param
 
 

@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
+
 URL_ENV = "LABTRACK_TEST_POSTGRES_URL"
 
 
@@ -69,3 +71,13 @@ class PostgresCluster:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def postgres_schema_url(database_url: str, schema: str) -> str:
+    """A URL of ``database_url`` whose tables live in a new, empty ``schema`` (for a store
+    that must not share tables with the truncated ones, e.g. a server kept for the session)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in database_url else "?"
+    return f"{database_url}{separator}options=-csearch_path%3D{schema}"

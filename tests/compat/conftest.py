@@ -1,7 +1,8 @@
 """Wire compatibility with the stock ``mlflow`` client, against real labtrack servers.
 
 Both hosts run as subprocesses on free loopback ports — the Jupyter server extension (mounted
-at ``/labtrack``, the Jupyter token as bearer token) and ``labtrack server`` — because the
+at ``/labtrack``, the Jupyter token as bearer token) and ``labtrack server``, on SQLite and
+again on PostgreSQL (``standalone-postgres``) — because the
 mlflow client is synchronous: an in-process server on the test's event loop would deadlock.
 Each server is started once per session and shared; tests isolate themselves with
 uuid-suffixed experiment names.
@@ -23,6 +24,7 @@ import pytest
 import requests
 
 from tests.compat.helpers import RawApi, TrackingServer, unique
+from tests.postgres_cluster import postgres_schema_url
 
 # mlflow decides about its telemetry client when imported, so these must be in the environment
 # during the import below; afterwards the environment is restored (other test folders start
@@ -140,7 +142,8 @@ def _environment(base: Path) -> dict[str, str]:
     return env
 
 
-def _command(kind: str, port: int, token: str, base: Path, store: Path) -> list[str]:
+def _command(kind: str, port: int, token: str, base: Path, store: Path,
+             backend_uri: str) -> list[str]:
     bin_dir = Path(sys.executable).parent
     if kind == "jupyter":
         return [
@@ -153,14 +156,16 @@ def _command(kind: str, port: int, token: str, base: Path, store: Path) -> list[
         ]
     return [
         str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", str(store), "--artifacts-destination", str(store / "artifacts"),
+        "--backend-store-uri", backend_uri, "--artifacts-destination", str(store / "artifacts"),
         "--token", token,
     ]
 
 
-def _start(kind: str, base: Path):
-    """Start one server; returns (process, TrackingServer). Retries if the port was taken."""
+def _start(kind: str, base: Path, backend_uri: str | None = None):
+    """Start one server on ``backend_uri`` (default: SQLite in ``base/store``); returns
+    (process, TrackingServer). Retries if the port was taken."""
     store = base / "store"
+    store.mkdir(parents=True, exist_ok=True)
     (base / "root").mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     for attempt in range(5):
@@ -168,7 +173,8 @@ def _start(kind: str, base: Path):
         log = base / f"{kind}-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                _command(kind, port, token, base, store), env=_environment(base), cwd=base,
+                _command(kind, port, token, base, store, backend_uri or str(store)),
+                env=_environment(base), cwd=base,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         base_url = f"http://127.0.0.1:{port}"
@@ -183,18 +189,23 @@ def _start(kind: str, base: Path):
             _stop(process)
             raise
         if ready:
-            return process, TrackingServer(uri, token, store)
+            backend = "postgresql" if backend_uri else "sqlite"
+            return process, TrackingServer(uri, token, store, backend)
         _stop(process)
         if "in use" not in log.read_text(errors="replace").lower():
             raise RuntimeError(f"{kind} server exited at start; log:\n{log.read_text()}")
     raise RuntimeError(f"Could not start the {kind} server on a free port.")
 
 
-@pytest.fixture(scope="session", params=["jupyter", "standalone"])
+@pytest.fixture(scope="session", params=["jupyter", "standalone", "standalone-postgres"])
 def tracking_server(request, tmp_path_factory):
     """A real server in a subprocess, shared by the session: (uri, token, store_dir)."""
     base = tmp_path_factory.mktemp(f"server-{request.param}")
-    process, server = _start(request.param, base)
+    backend_uri = None
+    if request.param == "standalone-postgres":
+        # Its own schema: the tables of the store contract tests are emptied between tests.
+        backend_uri = postgres_schema_url(request.getfixturevalue("postgres_url"), "compat")
+    process, server = _start(request.param.split("-")[0], base, backend_uri)
     try:
         yield server
     finally:

@@ -10,11 +10,13 @@ import requests
 
 
 class TrackingServer(NamedTuple):
-    """A running server: the mlflow tracking URI, its token and the store folder."""
+    """A running server: the mlflow tracking URI, its token, the store folder (the SQLite
+    database and the artifacts) and the database the store is in."""
 
     uri: str
     token: str
     store_dir: Path
+    backend: str = "sqlite"
 
     @property
     def artifact_root(self) -> Path:

@@ -15,7 +15,7 @@ from labtrack.services.logged_models import LoggedModelService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.services.registry import RegistryService
 from labtrack.services.webhook_delivery import WebhookDispatcher
-from labtrack.store import LocalArtifactRepository, SqliteStore
+from labtrack.store import LocalArtifactRepository, Store
 from labtrack.store.artifacts import local_path_to_uri
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ class ServerContext:
     never waits on disk.
     """
 
-    store: SqliteStore
+    store: Store
     tracking_uri: str
     max_request_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 16 * 1024**3

@@ -28,7 +28,7 @@ from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.permissions import RegistrySettings
-from labtrack.store import SqliteStore
+from labtrack.store import open_store
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
 log = logging.getLogger("labtrack.server")
@@ -129,7 +129,7 @@ def serve(
     settings = registry or RegistrySettings()
     if not settings.admins and not token_file:
         settings = replace(settings, admins=frozenset(tokens.values()))
-    store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
+    store = open_store(uri, artifacts_destination)
     context = ServerContext(store, uri, threads=threads, registry_settings=settings)
     app = make_app(context, tokens)
 
@@ -140,7 +140,7 @@ def serve(
         server.listen(port, host)
         url = f"http://{host}:{port}"
         log.info("labtrack %s serving %s", labtrack.__version__, url)
-        log.info("store %s, artifacts in %s", store.path, store.artifact_root)
+        log.info("store %s, artifacts in %s", store.location, store.artifact_root)
         if generated:
             log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
         log.info("clients: MLFLOW_TRACKING_URI=%s MLFLOW_TRACKING_TOKEN=<token> "

@@ -139,7 +139,9 @@ class PostgresStore(SqlStore):
             return pool
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():
-                # A forked child never touches its parent's sockets: it opens its own pool.
+                # A forked child never uses its parent's sockets: it opens its own pool.
+                # (Dropping the inherited one is safe: psycopg ends a session only from the
+                # process that opened it.)
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self._pool_size,
                     kwargs={"autocommit": True}, name="labtrack", open=True,

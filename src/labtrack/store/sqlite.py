@@ -96,6 +96,11 @@ class SqliteStore(SqlStore):
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the data lives (for logs)."""
+        return str(self.path)
+
     # -- connections and transactions --------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
