@@ -2,7 +2,8 @@
 
 ============================  ===============================================================
 ``LABTRACK_TRACKING_URI``     The store to log to: a folder or ``.db`` file path,
-                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or
+                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``,
+                              ``postgresql://…`` for a central server's database, or
                               ``http(s)://host:port[/labtrack]`` for a labtrack server.
                               Default: ``labtrack.db`` in the data directory.
 ``LABTRACK_TRACKING_TOKEN``   Bearer token sent to a labtrack server (a Jupyter token under

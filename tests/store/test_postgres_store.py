@@ -117,3 +117,23 @@ def test_a_store_survives_a_fork(postgres_database, tmp_path):
 def _log_from_child(store):
     store.create_experiment("child", None, {}, 2)
     store.close()
+
+
+def test_a_client_logs_to_the_database_directly(postgres_database, tmp_path, monkeypatch):
+    import labtrack
+    from labtrack.client import fluent
+
+    PostgresStore(postgres_database, tmp_path / "shared-artifacts").close()
+    monkeypatch.setenv("LABTRACK_TRACKING_URI", postgres_database)
+    monkeypatch.setattr(fluent, "_experiment_id", None)
+    labtrack.set_experiment("direct")
+    with labtrack.start_run() as run:
+        labtrack.log_param("alpha", 0.5)
+        for step in range(3):
+            labtrack.log_metric("loss", 1.0 / (step + 1), step=step)
+    store = PostgresStore(postgres_database)
+    stored = store.get_run(run.info.run_id)
+    assert stored.data.params == {"alpha": "0.5"}
+    assert [m.step for m in store.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
+    assert stored.info.artifact_uri.startswith((tmp_path / "shared-artifacts").as_uri())
+    store.close()
