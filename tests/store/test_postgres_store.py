@@ -137,3 +137,11 @@ def test_a_client_logs_to_the_database_directly(postgres_database, tmp_path, mon
     assert [m.step for m in store.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
     assert stored.info.artifact_uri.startswith((tmp_path / "shared-artifacts").as_uri())
     store.close()
+
+
+def test_an_unreachable_database_is_reported_at_once(postgres_url):
+    from labtrack.errors import InvalidParameterValue
+
+    wrong = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(InvalidParameterValue, match="no_such_database"):
+        PostgresStore(wrong)

@@ -22,6 +22,7 @@ from itertools import count, repeat
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from labtrack.errors import InvalidParameterValue
 from labtrack.store import postgres_migrations
 from labtrack.store.sql import SqlStore
 from labtrack.store.sql_query import Dialect
@@ -86,7 +87,8 @@ def pool_size_from_env() -> int:
     except ValueError:
         size = 0
     if size < 1:
-        raise ValueError(f"{POOL_SIZE_ENV}={raw!r}: give a positive number of connections.")
+        raise InvalidParameterValue(
+            f"{POOL_SIZE_ENV}={raw!r}: give a positive number of connections.")
     return size
 
 
@@ -204,7 +206,14 @@ class PostgresStore(SqlStore):
                 copy.write_row(row)
 
     def _initialize(self) -> None:
-        with self._connections().connection() as raw:
+        # A connection of its own rather than the pool's: a wrong host or password is
+        # reported at once instead of after the pool's timeout.
+        try:
+            raw = psycopg.connect(self.url, autocommit=True)
+        except psycopg.Error as error:
+            raise InvalidParameterValue(
+                f"Cannot open the PostgreSQL store {self.location}: {error}".strip()) from None
+        with raw:
             postgres_migrations.apply(raw)
         with self._write() as conn:
             self._bootstrap(conn, self._requested_artifact_root, self._default_artifact_root)
