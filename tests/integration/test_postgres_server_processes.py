@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 SERVERS = 4
 CLIENTS = 16
-STEPS = 300  # points per metric and client, flushed in several batches
+STEPS = 100  # points per metric and client, flushed in two batches
 VERSIONS_PER_CLIENT = 5
 START_TIMEOUT_S = 120
 
@@ -46,7 +46,7 @@ for k in range(5):
 for step in range(steps):
     client.log_metric(run_id, "loss", 1.0 / (step + 1) + index, step=step)
     client.log_metric(run_id, "acc", step / steps, step=step)
-    if step % 100 == 99:
+    if step % 50 == 49:
         client.flush()
 client.set_terminated(run_id)
 numbers = [client.create_model_version("shared", f"runs:/{run_id}/model", run_id).version
@@ -98,7 +98,7 @@ def servers(postgres_url, tmp_path):
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for (process, _), base in zip(processes, urls):
-            _wait_until_healthy(process, base, tmp_path)
+            _wait_until_healthy(process, base, token, tmp_path)
         yield url, token, urls
     finally:
         for process, log in processes:
@@ -109,13 +109,16 @@ def servers(postgres_url, tmp_path):
         assert "Traceback" not in text, text
 
 
-def _wait_until_healthy(process: subprocess.Popen, base: str, tmp_path: Path) -> None:
+def _wait_until_healthy(process: subprocess.Popen, base: str, token: str,
+                        tmp_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         assert process.poll() is None, "a server exited at start:\n" + "\n".join(
             p.read_text(errors="replace") for p in tmp_path.glob("server-*.log"))
         try:
-            if requests.get(f"{base}/health", timeout=5).status_code == 200:
+            answer = requests.get(f"{base}/health", timeout=5,
+                                  headers={"Authorization": f"Bearer {token}"})
+            if answer.status_code == 200:
                 return
         except requests.ConnectionError:
             pass
