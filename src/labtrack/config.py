@@ -17,6 +17,8 @@
 ``LABTRACK_EXPERIMENT_ID``    Experiment id for new runs when none was set.
 ``LABTRACK_WEBHOOK_ALLOWED_HOSTS``  Comma-separated hosts, IPs or CIDR ranges that registry
                               webhooks may call although they are internal addresses.
+``LABTRACK_POSTGRES_POOL_SIZE``  Most connections a PostgreSQL store holds open per process
+                              (default 10; read by ``labtrack.store.postgres``).
 ============================  ===============================================================
 """
 

@@ -145,3 +145,17 @@ def test_an_unreachable_database_is_reported_at_once(postgres_url):
     wrong = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
     with pytest.raises(InvalidParameterValue, match="no_such_database"):
         PostgresStore(wrong)
+
+
+def test_the_pool_size_comes_from_the_environment(monkeypatch):
+    from labtrack.errors import InvalidParameterValue
+    from labtrack.store.postgres import DEFAULT_POOL_SIZE, POOL_SIZE_ENV, pool_size_from_env
+
+    monkeypatch.delenv(POOL_SIZE_ENV, raising=False)
+    assert pool_size_from_env() == DEFAULT_POOL_SIZE
+    monkeypatch.setenv(POOL_SIZE_ENV, "3")
+    assert pool_size_from_env() == 3
+    for wrong in ("0", "-2", "many"):
+        monkeypatch.setenv(POOL_SIZE_ENV, wrong)
+        with pytest.raises(InvalidParameterValue, match=POOL_SIZE_ENV):
+            pool_size_from_env()
