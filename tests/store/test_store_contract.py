@@ -384,3 +384,32 @@ def test_version_numbers_are_unique_and_contiguous_under_concurrent_writers(stor
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         numbers = [int(n) for batch in pool.map(register, range(8)) for n in batch]
     assert sorted(numbers) == list(range(1, 41))
+
+
+def test_concurrent_writers_to_one_run_lose_nothing(store):
+    """Several threads (on PostgreSQL: several connections) append to the same series and
+    log the same param at once: every point lands once, in a gap-free sequence, and the
+    param keeps one value while every other writer is told of the conflict."""
+    import concurrent.futures
+
+    make_run(store)
+
+    def write(worker):
+        points = range(worker * 1000, worker * 1000 + 100)
+        store.append_metric_columns(
+            "r1", {"m": ([float(p) for p in points], list(points), list(points))})
+        try:
+            store.log_batch("r1", [], [Param("owner", str(worker))], [])
+            return True
+        except ParamValueConflict:
+            return False
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(write, range(8)))
+    assert won.count(True) == 1
+    history = store.get_metric_history("r1", "m")
+    assert sorted(m.step for m in history) == sorted(
+        w * 1000 + i for w in range(8) for i in range(100))
+    (series,) = store.get_metric_series(["r1"], ["m"])
+    assert series.point_count == 800
+    assert store.get_run("r1").data.params == {"owner": str(won.index(True))}
