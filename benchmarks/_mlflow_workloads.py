@@ -35,6 +35,7 @@ from _workloads import (
     Sizes,
     count_rows,
     history_points,
+    is_postgres,
     make_runs,
     progress,
     time_history_read,
@@ -120,7 +121,7 @@ def history(mlflow: Any, work: Path, sizes: Sizes) -> dict:
 # -- direct SQL into MLflow's schema ---------------------------------------------------------
 
 
-def insert_runs(db: Path, experiment: Any, specs: list[RunSpec]) -> None:
+def insert_runs(db: Path | str, experiment: Any, specs: list[RunSpec]) -> None:
     """Finished runs as MLflow's SqlAlchemyStore writes them (see ``create_run``,
     ``log_batch`` and ``_update_latest_metrics_if_necessary``)."""
     start = now_ms() - 1000 * len(specs)
@@ -137,7 +138,7 @@ def insert_runs(db: Path, experiment: Any, specs: list[RunSpec]) -> None:
         params.extend((key, value, run_id) for key, value in spec.params.items())
         run_tags = {**SYSTEM_TAGS, "mlflow.runName": name, **spec.tags}
         tags.extend((key, value, run_id) for key, value in run_tags.items())
-        metrics.extend((key, value, started + 100, 0, 0, run_id)
+        metrics.extend((key, value, started + 100, 0, False, run_id)
                        for key, value in spec.metrics.items())
     with _connect(db) as conn:
         conn.executemany(
@@ -158,7 +159,7 @@ def insert_runs(db: Path, experiment: Any, specs: list[RunSpec]) -> None:
 
 def insert_history(db: Path, run_id: str, key: str, points: list[tuple[int, int, float]]):
     """A metric series of ``(step, timestamp, value)`` points and its latest value."""
-    rows = [(key, value, timestamp, step, 0, run_id) for step, timestamp, value in points]
+    rows = [(key, value, timestamp, step, False, run_id) for step, timestamp, value in points]
     with _connect(db) as conn:
         for table, table_rows in (("metrics", rows), ("latest_metrics", rows[-1:])):
             conn.executemany(
@@ -169,18 +170,41 @@ def insert_history(db: Path, run_id: str, key: str, points: list[tuple[int, int,
 
 
 class _connect:
-    """A sqlite3 connection that commits and closes on leaving the block."""
+    """A connection to MLflow's database (a SQLite file, or a PostgreSQL URL for
+    ``bench_rest.py --backend postgresql``) that commits and closes on leaving the block."""
 
-    def __init__(self, db: Path):
-        self.conn = sqlite3.connect(db)
+    def __init__(self, db: Path | str):
+        if is_postgres(db):
+            import psycopg
 
-    def __enter__(self) -> sqlite3.Connection:
+            self.conn = _QmarkConnection(psycopg.connect(str(db)))
+        else:
+            self.conn = sqlite3.connect(db)
+
+    def __enter__(self):
         return self.conn
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
             self.conn.commit()
         self.conn.close()
+
+
+class _QmarkConnection:
+    """psycopg with sqlite3's ``?`` placeholders, so both databases get the same SQL."""
+
+    def __init__(self, conn):
+        self.raw = conn
+
+    def executemany(self, sql: str, rows) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from _workloads import (
     RestSizes,
     count_rows,
     history_points,
+    is_postgres,
     loss_at,
     make_runs,
     progress,
@@ -162,16 +163,25 @@ def populate(mlflow: Any, args: argparse.Namespace, sizes: RestSizes) -> dict:
 
     if args.system != "mlflow":
         raise SystemExit("populate writes MLflow's schema: --system mlflow only")
-    store = SqlAlchemyStore(f"sqlite:///{Path(args.db).resolve()}", DEFAULT_ARTIFACTS_URI)
+    store = SqlAlchemyStore(mlflow_store_uri(args.db), DEFAULT_ARTIFACTS_URI)
     experiment_id = store.create_experiment(REST_SEARCH_EXPERIMENT)
     specs = make_runs(sizes.search_runs)
     progress(f"client:   mlflow: populating {len(specs):,} runs by direct SQL...")
     start = time.perf_counter()
-    insert_runs(Path(args.db), store.get_experiment(experiment_id), specs)
+    insert_runs(args.db if is_postgres(args.db) else Path(args.db),
+                store.get_experiment(experiment_id), specs)
     seconds = time.perf_counter() - start
     store.engine.dispose()
     return {"experiment_id": experiment_id, "runs": len(specs), "populate_seconds": seconds,
             "created": count_rows(args.db, COUNT_RUNS_SQL, (experiment_id,))}
+
+
+def mlflow_store_uri(db: str) -> str:
+    """The SQLAlchemy URI of ``db`` as ``mlflow server --backend-store-uri`` takes it: psycopg
+    3's driver for PostgreSQL (the one labtrack uses), ``sqlite:///`` for a file."""
+    if is_postgres(db):
+        return "postgresql+psycopg://" + db.split("://", 1)[1]
+    return f"sqlite:///{Path(db).resolve()}"
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -185,7 +195,8 @@ def main() -> None:
                         help="log_batch: how many runs to time, each with every batch")
     parser.add_argument("--system", choices=sorted(COUNT_SERIES_SQL), required=True,
                         help="the server's schema, for the fresh reader of --db")
-    parser.add_argument("--db", required=True, help="the server's database file")
+    parser.add_argument("--db", required=True,
+                        help="the server's database file, or its PostgreSQL URL")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
 

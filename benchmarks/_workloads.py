@@ -213,8 +213,19 @@ def median_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, An
     return statistics.median(times), result
 
 
+def is_postgres(db: str | Path) -> bool:
+    """Whether ``db`` is a PostgreSQL URL rather than a SQLite file (bench_rest.py
+    --backend postgresql)."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 def count_rows(db_path: str, sql: str, parameters: Sequence[Any] = ()) -> int:
     """Run a ``count(*)`` on a brand-new connection: what any other process would see."""
+    if is_postgres(db_path):
+        import psycopg  # only needed, and installed, for the PostgreSQL runs
+
+        with psycopg.connect(str(db_path)) as conn:
+            return conn.execute(sql.replace("?", "%s"), parameters).fetchone()[0]
     conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
     try:
         return conn.execute(sql, parameters).fetchone()[0]

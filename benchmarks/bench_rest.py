@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_rest.py            # full run, 3-6 minutes
     .venv/bin/python benchmarks/bench_rest.py --quick    # smoke test, 2-4 minutes
     .venv/bin/python benchmarks/bench_rest.py --only search --mlflow-python PATH
+    .venv/bin/python benchmarks/bench_rest.py --backend postgresql   # both on PostgreSQL
 
 For each workload, starts ``labtrack server`` (this venv) and ``mlflow server`` with a
 ``sqlite:///`` store (MLflow's own venv, ``benchmarks/.work/mlflow-venv`` or
@@ -13,8 +14,12 @@ whatever happens. Nothing is scaled. The ``log_batch`` points go through the cli
 servers' REST APIs. The runs searched are written before the servers start, since creating
 10,000 runs through MLflow's REST API takes about half an hour: labtrack's through its own
 Python API (``TrackingClient`` on the store), MLflow's by direct SQL into its own tables, as
-``bench_tracking.py``'s search workload does (``_mlflow_workloads.insert_runs``). See
-README.md.
+``bench_tracking.py``'s search workload does (``_mlflow_workloads.insert_runs``).
+
+With ``--backend postgresql`` both servers keep their stores in PostgreSQL instead: one
+database each, created fresh for every workload in the same PostgreSQL server
+(``--postgres-url``, or a private cluster started for the run as the tests start theirs).
+See README.md.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
 from _mlflow_workloads import SYSTEM_TAGS
+from _rest_client import mlflow_store_uri
 from _workloads import (
     REST_SEARCH_EXPERIMENT,
     REST_SIZES,
@@ -77,10 +84,14 @@ from labtrack.config import sqlite_database_path
 from labtrack.entities import Metric, Param
 
 RESULTS = HERE / "results" / "rest-latest.md"
+POSTGRES_RESULTS = HERE / "results" / "rest-postgres-latest.md"
 CLIENT = HERE / "_rest_client.py"
 TARGET = 10  # minimum MLflow seconds / labtrack seconds, both workloads
 STARTUP_TIMEOUT = 120.0  # seconds; MLflow's server answers /health after 10-45 s
 STOP_TIMEOUT = 15.0
+# What the report calls the database the fresh reader opens; "PostgreSQL" with --backend
+# postgresql (set in main).
+DATABASE = {"reader": "a fresh sqlite3 connection", "tool": "sqlite3", "version": ""}
 IDLE_CPU = 0.05  # CPU seconds per second under which a started server counts as settled
 
 
@@ -214,29 +225,35 @@ class Server:
         return True
 
 
-def labtrack_server(data: Path, token: str) -> tuple[Server, Path]:
-    """``labtrack server`` on the folder store ``data/labtrack`` (created when missing), and
-    that store's database file."""
+def labtrack_server(data: Path, token: str, database: str | None = None
+                    ) -> tuple[Server, Path | str]:
+    """``labtrack server`` on the folder store ``data/labtrack`` (created when missing), or on
+    the PostgreSQL ``database`` with its artifacts there; and the store's database."""
     store = data / "labtrack"
     store.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ)  # LABTRACK_* settings were removed in main()
     command = [str(Path(sys.executable).with_name("labtrack")), "server", "--host", "127.0.0.1",
-               "--port", str(port), "--backend-store-uri", str(store), "--token", token]
+               "--port", str(port), "--backend-store-uri", database or str(store),
+               "--token", token]
+    if database:
+        command += ["--artifacts-destination", str((store / "artifacts").resolve())]
     server = Server("labtrack server", command, env, store, data / "labtrack-server.log", port,
                     token)
-    return server, sqlite_database_path(str(store))
+    return server, database or sqlite_database_path(str(store))
 
 
-def mlflow_server(python: Path, data: Path) -> tuple[Server, Path]:
+def mlflow_server(python: Path, data: Path, database: str | None = None
+                  ) -> tuple[Server, Path | str]:
     """``mlflow server`` on the ``sqlite:///`` store ``data/mlflow/mlflow.db`` (created when
-    missing), as its documentation starts it."""
+    missing), or on the PostgreSQL ``database`` (through psycopg 3, the driver labtrack
+    uses), as its documentation starts it."""
     home = data / "mlflow"
     home.mkdir(parents=True, exist_ok=True)
-    db = home / "mlflow.db"
+    db = database or home / "mlflow.db"
     port = free_port()
     command = [str(python), "-m", "mlflow", "server",
-               "--backend-store-uri", f"sqlite:///{db.resolve()}",
+               "--backend-store-uri", mlflow_store_uri(str(db)),
                "--artifacts-destination", str((home / "artifacts").resolve()),
                "--host", "127.0.0.1", "--port", str(port)]
     server = Server("mlflow server", command, mlflow_env(), home, data / "mlflow-server.log",
@@ -271,7 +288,7 @@ def run_client(python: Path, workload: str, server: Server | None, system: str, 
 # -- the runs searched, before the servers start ---------------------------------------------
 
 
-def populate_labtrack(db: Path, specs: list[RunSpec]) -> dict:
+def populate_labtrack(db: Path | str, specs: list[RunSpec]) -> dict:
     """The runs to search, through labtrack's own API on the store: per run, ``create_run``
     (named, with the run's 2 tags and the 4 source tags MLflow's direct-SQL runs carry),
     ``log_batch`` of its 5 params and 3 metrics, ``set_terminated`` — the calls the REST
@@ -296,12 +313,17 @@ def populate_labtrack(db: Path, specs: list[RunSpec]) -> dict:
     return {"experiment_id": experiment_id, "runs": len(specs), "populate_seconds": seconds}
 
 
-def populate_search(python: Path, data: Path, sizes: RestSizes, sizes_name: str) -> dict:
+def populate_search(python: Path, data: Path, sizes: RestSizes, sizes_name: str,
+                    databases: tuple[str, str] | None) -> dict:
     """Both stores of the search workload, with the same runs; how long each took."""
-    lt_db = sqlite_database_path(str(data / "labtrack"))
-    lt_db.parent.mkdir(parents=True)
-    ml_db = data / "mlflow" / "mlflow.db"
-    ml_db.parent.mkdir(parents=True)
+    if databases:
+        lt_db, ml_db = databases
+        data.mkdir(parents=True)
+    else:
+        lt_db = sqlite_database_path(str(data / "labtrack"))
+        lt_db.parent.mkdir(parents=True)
+        ml_db = data / "mlflow" / "mlflow.db"
+        ml_db.parent.mkdir(parents=True)
     labtrack_side = populate_labtrack(lt_db, make_runs(sizes.search_runs))
     mlflow_side = run_client(python, "populate", None, "mlflow", ml_db, sizes_name,
                              data)["populate"]
@@ -356,7 +378,7 @@ def compare_log_batch(report: Report, lt: dict, ml: dict, sizes: RestSizes) -> N
                  f"{sizes.batch_size:,}-metric batch", sizes.batches)
     for name, result in (("labtrack", lt), ("MLflow", ml)):
         check(report, all(visible == points for visible in result["visible"]),
-              f"a fresh sqlite3 connection counted all {points:,} {name} points in every "
+              f"{DATABASE['reader']} counted all {points:,} {name} points in every "
               f"repetition ({', '.join(f'{v:,}' for v in result['visible'])})")
     check(report, lt["read"] == ml["read"] == points and lt["read_identical"]
           and ml["read_identical"],
@@ -392,7 +414,7 @@ def compare_search(report: Report, lt: dict, ml: dict, sizes: RestSizes,
         "`bench_tracking.py`'s search: MLflow's `SqlAlchemyStore` created the database, its "
         "schema and the experiment (opened as `mlflow server` opens it), then "
         "`_mlflow_workloads.insert_runs` bulk-inserted the runs into its `runs`, `params`, "
-        f"`tags`, `metrics` and `latest_metrics` tables with sqlite3, in "
+        f"`tags`, `metrics` and `latest_metrics` tables with {DATABASE['tool']}, in "
         f"{took(populated['mlflow'])}, because creating them through its REST API (3 requests "
         "per run) would take many minutes."
     )
@@ -422,6 +444,13 @@ imports, server start-up, the warm-up requests (creating the experiment and runs
 timed. Each server runs as shipped: `mlflow server` with its defaults (4 uvicorn workers) on a
 `sqlite:///` store, `labtrack server` with its defaults (8 store threads) on a folder."""
 
+POSTGRES_NOTES = NOTES.replace(
+    "on a\n`sqlite:///` store, `labtrack server` with its defaults (8 store threads) on a folder.",
+    "and\n`labtrack server` with its defaults (8 store threads, a pool of 10 connections), each "
+    "on a\ndatabase of its own in the same PostgreSQL server (`postgresql+psycopg://` for "
+    "MLflow's\nSQLAlchemy: psycopg 3, the driver labtrack uses).")
+assert POSTGRES_NOTES != NOTES
+
 
 def machine(ml: dict, load: float | None, mlflow_servers: dict[str, Server]) -> list[str]:
     version = ml.get("mlflow_version", "?")
@@ -431,10 +460,14 @@ def machine(ml: dict, load: float | None, mlflow_servers: dict[str, Server]) -> 
     return [
         machine_line(load),
         f"- labtrack {labtrack.__version__} (commit {labtrack_commit()}): `labtrack server`, "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
-        f"- MLflow {version} (own venv): `mlflow server --backend-store-uri sqlite:///… "
-        f"--artifacts-destination …`, Python {ml.get('python', '?')}, "
-        f"SQLite {ml.get('sqlite', '?')}{came_up}",
+        f"Python {platform.python_version()}, "
+        + (f"{DATABASE['version']}" if DATABASE["version"] else
+           f"SQLite {sqlite3.sqlite_version}"),
+        f"- MLflow {version} (own venv): `mlflow server --backend-store-uri "
+        + ("postgresql+psycopg://…" if DATABASE["version"] else "sqlite:///…")
+        + f" --artifacts-destination …`, Python {ml.get('python', '?')}, "
+        + (f"the same {DATABASE['version']}" if DATABASE["version"] else
+           f"SQLite {ml.get('sqlite', '?')}") + came_up,
         f"- Client: stock `MlflowClient` of MLflow {version} (its venv), HTTP on loopback; "
         "labtrack's token in `MLFLOW_TRACKING_TOKEN`",
     ]
@@ -456,8 +489,67 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, metavar="PATH",
                         help="where to write the Markdown table (default: "
                              "benchmarks/results/rest-latest.md for a full run of every "
-                             "workload, benchmarks/.work/rest-latest-partial.md otherwise)")
+                             "workload, benchmarks/.work/rest-latest-partial.md otherwise; "
+                             "rest-postgres-* with --backend postgresql)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where both servers keep their stores (default: sqlite files)")
+    parser.add_argument("--postgres-url", metavar="URL",
+                        help="with --backend postgresql: a PostgreSQL server on which the "
+                             "benchmark may create and drop databases named bench_* (default: "
+                             "a private cluster started for the run from Debian's postgresql "
+                             "package)")
     return parser.parse_args()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def check_driver(python: Path) -> None:
+    """MLflow's server reaches PostgreSQL through SQLAlchemy, which needs a driver in its venv."""
+    found = subprocess.run([str(python), "-c", "import psycopg"], capture_output=True)
+    if found.returncode:
+        raise SystemExit(f"{python} has no psycopg for `mlflow server` on PostgreSQL: "
+                         f"{python} -m pip install 'psycopg[binary]'")
+
+
+def postgres_server(url: str | None, stack: ExitStack) -> str:
+    """The URL of a database on the PostgreSQL server to use: ``url``, or the ``postgres``
+    database of a private cluster (the tests' own, ``tests/postgres_cluster.py``) stopped when
+    ``stack`` closes."""
+    import psycopg
+
+    if not url:
+        sys.path.insert(0, str(HERE.parent))  # the repository, for tests.postgres_cluster
+        from tests.postgres_cluster import PostgresCluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            raise SystemExit("No PostgreSQL: install Debian's postgresql package or give "
+                             "--postgres-url.")
+        cluster = PostgresCluster(bindir)
+        stack.callback(cluster.stop)
+        progress(f"Starting a private PostgreSQL cluster in {cluster.folder}...")
+        url = cluster.start()
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    DATABASE.update(reader="a fresh PostgreSQL connection", tool="psycopg",
+                    version=f"PostgreSQL {version.split()[0]}")
+    return url
+
+
+def fresh_databases(admin_url: str, workload: str) -> tuple[str, str]:
+    """Empty databases for labtrack and MLflow for one workload; their URLs."""
+    import psycopg
+
+    urls = []
+    parts = urllib.parse.urlsplit(admin_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for system in ("labtrack", "mlflow"):
+            name = f"bench_{system}_{workload}"
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+            urls.append(urllib.parse.urlunsplit(parts._replace(path=f"/{name}")))
+    return urls[0], urls[1]
 
 
 def stop_on_sigterm(signum, frame) -> None:
@@ -470,7 +562,12 @@ def main() -> int:
     sizes = REST_SIZES[mode]
     selected = [name for name in REST_WORKLOADS if not args.only or name in args.only]
     complete = mode == "full" and len(selected) == len(REST_WORKLOADS)
-    output = args.output or (RESULTS if complete else WORK / "rest-latest-partial.md")
+    postgres = args.backend == "postgresql"
+    if postgres:
+        output = args.output or (POSTGRES_RESULTS if complete
+                                 else WORK / "rest-postgres-latest-partial.md")
+    else:
+        output = args.output or (RESULTS if complete else WORK / "rest-latest-partial.md")
     # Settings that would change what labtrack's server does.
     for name in list(os.environ):
         if name.startswith("LABTRACK_"):
@@ -478,6 +575,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
 
     python = mlflow_python(args.mlflow_python)
+    if postgres:
+        check_driver(python)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     data = WORK / "rest"
@@ -490,27 +589,31 @@ def main() -> int:
     mlflow_servers: dict[str, Server] = {}
     # Workload by workload, each with a fresh pair of servers; labtrack then MLflow, so that
     # both meet the same machine.
-    for name in selected:
-        work = data / name
-        if name == "search":
-            populated = populate_search(python, work, sizes, mode)
-        with ExitStack() as stack:
-            lt_server, lt_db = labtrack_server(work, secrets.token_urlsafe(24))
-            ml_server, ml_db = mlflow_server(python, work)
-            mlflow_servers[name] = ml_server
-            servers = (lt_server, ml_server)
-            for server in servers:
-                stack.callback(server.stop)
-                server.start()
-            for server in servers:
-                server.wait_ready()
-            for server in servers:
-                server.wait_idle()
-            batches = name == "log_batch"
-            lt[name] = run_client(python, name, lt_server, "labtrack", lt_db, mode, work,
-                                  sizes.batch_repeats if batches else 1)[name]
-            ml.update(run_client(python, name, ml_server, "mlflow", ml_db, mode, work,
-                                 sizes.batch_repeats_mlflow if batches else 1))
+    with ExitStack() as cluster:
+        admin_url = postgres_server(args.postgres_url, cluster) if postgres else None
+        for name in selected:
+            work = data / name
+            databases = fresh_databases(admin_url, name) if postgres else None
+            if name == "search":
+                populated = populate_search(python, work, sizes, mode, databases)
+            with ExitStack() as stack:
+                lt_server, lt_db = labtrack_server(work, secrets.token_urlsafe(24),
+                                                   databases and databases[0])
+                ml_server, ml_db = mlflow_server(python, work, databases and databases[1])
+                mlflow_servers[name] = ml_server
+                servers = (lt_server, ml_server)
+                for server in servers:
+                    stack.callback(server.stop)
+                    server.start()
+                for server in servers:
+                    server.wait_ready()
+                for server in servers:
+                    server.wait_idle()
+                batches = name == "log_batch"
+                lt[name] = run_client(python, name, lt_server, "labtrack", lt_db, mode, work,
+                                      sizes.batch_repeats if batches else 1)[name]
+                ml.update(run_client(python, name, ml_server, "mlflow", ml_db, mode, work,
+                                     sizes.batch_repeats_mlflow if batches else 1))
 
     report = Report()
     if "log_batch" in selected:
@@ -518,9 +621,11 @@ def main() -> int:
     if "search" in selected:
         compare_search(report, lt["search"], ml["search"], sizes, populated)
     list_missed_targets(report)
-    text = render("labtrack vs MLflow: REST server benchmark", "benchmarks/bench_rest.py",
+    title = "labtrack vs MLflow: REST server benchmark" + (" on PostgreSQL" if postgres else "")
+    text = render(title, "benchmarks/bench_rest.py" + (" --backend postgresql" if postgres
+                                                       else ""),
                   report, ml.get("mlflow_version", "?"), mode, time.perf_counter() - started,
-                  machine(ml, load, mlflow_servers), NOTES)
+                  machine(ml, load, mlflow_servers), POSTGRES_NOTES if postgres else NOTES)
     print("\n" + text)
     write_atomically(output, text)
     progress(f"Written to {output}")

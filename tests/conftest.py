@@ -1,7 +1,15 @@
-"""Shared fixtures: every test gets its own SQLite file and artifact folder."""
+"""Shared fixtures: every test gets its own SQLite file and artifact folder.
+
+Tests of the store contract (the ``store`` and ``service`` fixtures) run twice: on SQLite and
+on PostgreSQL. PostgreSQL is ``LABTRACK_TEST_POSTGRES_URL`` when set (a database the tests may
+wipe), else a private cluster started for the session (see ``postgres_cluster``).
+"""
 
 from __future__ import annotations
 
+import os
+
+import psycopg
 import pytest
 
 import labtrack
@@ -9,6 +17,8 @@ from labtrack.client import fluent
 from labtrack.client import tracking as client_module
 from labtrack.services import TrackingService
 from labtrack.store import SqliteStore
+from labtrack.store.postgres import PostgresStore
+from tests.postgres_cluster import URL_ENV, PostgresCluster, find_bindir
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +31,63 @@ def isolated_home(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database for the session's tests, emptied by ``postgres_database``."""
+    configured = os.environ.get(URL_ENV)
+    if configured:
+        yield configured
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(f"no PostgreSQL: install Debian's postgresql package or set {URL_ENV}")
+    cluster = PostgresCluster(bindir)
+    try:
+        admin_url = cluster.start()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE labtrack_test")
+        yield cluster.url("labtrack_test")
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def store(tmp_path):
+def postgres_database(postgres_url):
+    """``postgres_url`` with every labtrack table emptied (identities restarted): a fresh
+    store for the test, without paying for a new database and schema each time."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        # A connection a previous test leaked must not make this wait forever.
+        conn.execute("SET lock_timeout = '20s'")
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'labtrack_migrations'")]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                         + " RESTART IDENTITY CASCADE")
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_backend(request) -> str:
+    """Which database the ``store`` (and the servers built on it) uses."""
+    return request.param
+
+
+@pytest.fixture
+def store(store_backend, request, tmp_path):
+    """The store under contract: a new SQLite file, or an emptied PostgreSQL database with
+    its artifacts in the same place the SQLite store would keep them."""
+    if store_backend == "sqlite":
+        store = SqliteStore(tmp_path / "store" / "labtrack.db")
+    else:
+        url = request.getfixturevalue("postgres_database")
+        store = PostgresStore(url, tmp_path / "store" / "artifacts")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
     store = SqliteStore(tmp_path / "store" / "labtrack.db")
     yield store
     store.close()

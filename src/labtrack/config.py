@@ -2,7 +2,8 @@
 
 ============================  ===============================================================
 ``LABTRACK_TRACKING_URI``     The store to log to: a folder or ``.db`` file path,
-                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or
+                              ``sqlite:///relative.db`` / ``sqlite:////absolute.db``,
+                              ``postgresql://…`` for a central server's database, or
                               ``http(s)://host:port[/labtrack]`` for a labtrack server.
                               Default: ``labtrack.db`` in the data directory.
 ``LABTRACK_TRACKING_TOKEN``   Bearer token sent to a labtrack server (a Jupyter token under
@@ -16,6 +17,8 @@
 ``LABTRACK_EXPERIMENT_ID``    Experiment id for new runs when none was set.
 ``LABTRACK_WEBHOOK_ALLOWED_HOSTS``  Comma-separated hosts, IPs or CIDR ranges that registry
                               webhooks may call although they are internal addresses.
+``LABTRACK_POSTGRES_POOL_SIZE``  Most connections a PostgreSQL store holds open per process
+                              (default 10; read by ``labtrack.store.postgres``).
 ============================  ===============================================================
 """
 

@@ -1,7 +1,8 @@
 """Wire compatibility with the stock ``mlflow`` client, against real labtrack servers.
 
 Both hosts run as subprocesses on free loopback ports — the Jupyter server extension (mounted
-at ``/labtrack``, the Jupyter token as bearer token) and ``labtrack server`` — because the
+at ``/labtrack``, the Jupyter token as bearer token) and ``labtrack server``, on SQLite and
+again on PostgreSQL (``standalone-postgres``) — because the
 mlflow client is synchronous: an in-process server on the test's event loop would deadlock.
 Each server is started once per session and shared; tests isolate themselves with
 uuid-suffixed experiment names.
@@ -23,6 +24,7 @@ import pytest
 import requests
 
 from tests.compat.helpers import RawApi, TrackingServer, unique
+from tests.postgres_cluster import postgres_schema_url
 
 # mlflow decides about its telemetry client when imported, so these must be in the environment
 # during the import below; afterwards the environment is restored (other test folders start
@@ -141,7 +143,7 @@ def _environment(base: Path) -> dict[str, str]:
 
 
 def _command(kind: str, port: int, token: str, base: Path, store: Path,
-             s3_root: str | None, s3_endpoint_url: str | None) -> list[str]:
+             s3_root: str | None, s3_endpoint_url: str | None, backend_uri: str) -> list[str]:
     bin_dir = Path(sys.executable).parent
     if kind == "jupyter":
         return [
@@ -160,15 +162,17 @@ def _command(kind: str, port: int, token: str, base: Path, store: Path,
         ]
     return [
         str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", str(store), "--artifacts-destination", str(store / "artifacts"),
+        "--backend-store-uri", backend_uri, "--artifacts-destination", str(store / "artifacts"),
         "--token", token,
     ]
 
 
-def _start(kind: str, base: Path, s3=None):
-    """Start one server (``s3``: the S3 endpoint of a ``standalone-s3`` server); returns
+def _start(kind: str, base: Path, s3=None, backend_uri: str | None = None):
+    """Start one server (``s3``: the S3 endpoint of a ``standalone-s3`` server;
+    ``backend_uri``: its database, default SQLite in ``base/store``); returns
     (process, TrackingServer). Retries if the port was taken."""
     store = base / "store"
+    store.mkdir(parents=True, exist_ok=True)
     (base / "root").mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     s3_root = s3.fresh_root() if s3 is not None else None
@@ -182,7 +186,8 @@ def _start(kind: str, base: Path, s3=None):
         log = base / f"{kind}-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                _command(kind, port, token, base, store, s3_root, s3 and s3.url),
+                _command(kind, port, token, base, store, s3_root, s3 and s3.url,
+                         backend_uri or str(store)),
                 env=environment, cwd=base,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
@@ -198,7 +203,8 @@ def _start(kind: str, base: Path, s3=None):
             _stop(process)
             raise
         if ready:
-            return process, TrackingServer(uri, token, store, s3, s3_root)
+            backend = "postgresql" if backend_uri else "sqlite"
+            return process, TrackingServer(uri, token, store, backend, s3, s3_root)
         _stop(process)
         if "in use" not in log.read_text(errors="replace").lower():
             raise RuntimeError(f"{kind} server exited at start; log:\n{log.read_text()}")
@@ -216,8 +222,13 @@ class ServerPool:
     def get(self, kind: str) -> TrackingServer:
         if kind not in self.running:
             s3 = self.request.getfixturevalue("s3_endpoint") if kind.endswith("-s3") else None
+            backend_uri = None
+            if kind == "standalone-postgres":
+                # Its own schema: the store contract tests empty their tables between tests.
+                backend_uri = postgres_schema_url(
+                    self.request.getfixturevalue("postgres_url"), "compat")
             base = self.tmp_path_factory.mktemp(f"server-{kind}")
-            self.running[kind] = _start(kind, base, s3)
+            self.running[kind] = _start(kind, base, s3, backend_uri)
         return self.running[kind][1]
 
     def stop(self) -> None:
@@ -236,7 +247,7 @@ def server_pool(request, tmp_path_factory):
 
 # The hosts every compatibility test runs against; the artifact tests add a standalone
 # server keeping its artifacts in S3 (see ``ARTIFACT_SERVER_KINDS``).
-SERVER_KINDS = ["jupyter", "standalone"]
+SERVER_KINDS = ["jupyter", "standalone", "standalone-postgres"]
 ARTIFACT_SERVER_KINDS = [*SERVER_KINDS, "standalone-s3"]
 
 

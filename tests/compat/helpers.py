@@ -10,12 +10,14 @@ import requests
 
 
 class TrackingServer(NamedTuple):
-    """A running server: the mlflow tracking URI, its token and the store folder; for a
-    server keeping artifacts in S3, the endpoint and the ``s3://`` artifact root."""
+    """A running server: the mlflow tracking URI, its token, the store folder (the SQLite
+    database and the artifacts), the database the store is in ("sqlite" or "postgresql") and,
+    for a server keeping artifacts in S3, the endpoint and the ``s3://`` artifact root."""
 
     uri: str
     token: str
     store_dir: Path
+    backend: str = "sqlite"
     s3: Any = None  # tests.object_store.S3Endpoint
     s3_root: str | None = None
 

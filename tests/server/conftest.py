@@ -1,6 +1,7 @@
 """Fixtures for the REST server tests: a real jupyter_server with the extension enabled, and
 the standalone ``labtrack server`` application (one user, or ann, bob and olivia for the
-registry's multi-user rules), each over its own SQLite store in tmp_path.
+registry's multi-user rules), each over its own store: a SQLite file in tmp_path, and again
+on PostgreSQL for the standalone server (the backend a central server runs on).
 
 pytest-jupyter's fixtures (``jp_fetch``, ``jp_serverapp``, the event loop, the runner for
 ``async def`` tests) are imported here rather than loaded as a plugin: pytest accepts
@@ -30,6 +31,7 @@ from labtrack.server.context import ServerContext
 from labtrack.server.standalone import make_app
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
+from labtrack.store.postgres import PostgresStore
 
 MLFLOW = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -280,20 +282,26 @@ def _serve(loop, context: ServerContext, tokens: dict[str, str], accounts=None):
     context.close()
 
 
+def _server_store(request, backend: str, folder):
+    if backend == "sqlite":
+        return SqliteStore(folder / "labtrack.db")
+    return PostgresStore(request.getfixturevalue("postgres_database"), folder / "artifacts")
+
+
 @pytest.fixture
-def standalone(tmp_path, jp_asyncio_loop):
+def standalone(tmp_path, jp_asyncio_loop, store_backend, request):
     """``labtrack server``'s application on a free loopback port, in the test's event loop,
     accepting the token "tok" for the user "alice"."""
-    store = SqliteStore(tmp_path / "standalone" / "labtrack.db")
+    store = _server_store(request, store_backend, tmp_path / "standalone")
     context = ServerContext(store, str(tmp_path / "standalone"))
     yield from _serve(jp_asyncio_loop, context, {STANDALONE_TOKEN: STANDALONE_USER})
 
 
 @pytest.fixture
-def registry_server(tmp_path, jp_asyncio_loop):
+def registry_server(tmp_path, jp_asyncio_loop, store_backend, request):
     """``labtrack server`` for a team: ann, bob and olivia (the registry admin) each with a
     token; webhooks may call 127.0.0.1 (and no other internal address)."""
-    store = SqliteStore(tmp_path / "registry" / "labtrack.db")
+    store = _server_store(request, store_backend, tmp_path / "registry")
     settings = RegistrySettings(admins=frozenset({REGISTRY_ADMIN}),
                                 webhook_allowed_hosts=("127.0.0.1",))
     context = ServerContext(store, str(tmp_path / "registry"), registry_settings=settings)

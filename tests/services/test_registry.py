@@ -393,8 +393,8 @@ def test_deleting_a_model_keeps_its_history_but_drops_the_rest(registry, model):
     registry.delete_registered_model(model, user=OWNER)
     assert registry.list_transition_requests(user=OWNER) == []
     assert registry.store.list_transition_requests(status=None) == []
-    rows = registry.store._conn().execute(
-        "SELECT count(*) FROM activities WHERE model_name = ?", (model,)).fetchone()[0]
+    rows = registry.store._fetchone(
+        "SELECT count(*) FROM activities WHERE model_name = ?", (model,))[0]
     assert rows >= 5
 
 

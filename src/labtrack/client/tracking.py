@@ -44,7 +44,8 @@ from labtrack.services.permissions import RegistrySettings
 from labtrack.services.registry import RegistryService
 from labtrack.services.tracking import now_ms
 from labtrack.services.webhook_delivery import WebhookDispatcher
-from labtrack.store import SqliteStore
+from labtrack.store import open_store
+from labtrack.store.uris import is_postgres_uri
 
 
 @dataclass
@@ -69,6 +70,8 @@ def _backend(tracking_uri: str, token: str | None = None) -> _Backend:
     if remote:
         token = token or os.environ.get(TOKEN_ENV)
         key = (tracking_uri.rstrip("/"), token or "")
+    elif is_postgres_uri(tracking_uri):
+        key = (tracking_uri, "")
     else:
         key = (str(config.sqlite_database_path(tracking_uri)), "")
     with _backends_lock:
@@ -78,7 +81,7 @@ def _backend(tracking_uri: str, token: str | None = None) -> _Backend:
                 service = RestTrackingService(key[0], token=token)
                 registry = RestRegistryService(service)
             else:
-                service = TrackingService(SqliteStore(key[0]))
+                service = TrackingService(open_store(key[0]))
                 registry = _local_registry(service)
             writer = MetricWriter(service.log_metric_columns, interval=config.flush_interval())
             backend = _backends[key] = _Backend(service, registry, writer)
@@ -101,7 +104,8 @@ class TrackingClient(RegistryClientMixin, LoggedModelsClientMixin):
     model registry (see ``RegistryClientMixin``) and its logged models (see
     ``LoggedModelsClientMixin``).
 
-    :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store, or
+    :param tracking_uri: a folder or ``.db`` path or ``sqlite:///…`` URI for a local store,
+        ``postgresql://…`` for a labtrack server's database (needs ``labtrack[postgres]``), or
         ``http(s)://…`` for a labtrack server;
     :param token: the server token (default ``LABTRACK_TRACKING_TOKEN``); clients with
         different tokens act as different users;

@@ -15,10 +15,10 @@ import sys
 def _accounts(args: argparse.Namespace):
     from labtrack import config
     from labtrack.services.accounts import AccountService
-    from labtrack.store import SqliteStore
+    from labtrack.store import open_store
 
     uri = args.backend_store_uri or config.default_tracking_uri()
-    return AccountService(SqliteStore(config.sqlite_database_path(uri)))
+    return AccountService(open_store(uri))
 
 
 def _when(time_ms: int) -> str:

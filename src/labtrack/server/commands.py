@@ -48,8 +48,10 @@ def add_commands(commands) -> None:
                         help="interface to listen on (default: 127.0.0.1)")
     server.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     server.add_argument("--backend-store-uri", default=None,
-                        help="the store: a folder or .db path or sqlite:/// URI (default: "
-                        "$LABTRACK_TRACKING_URI or the embedded store)")
+                        help="the store: a folder or .db path or sqlite:/// URI, or "
+                        "postgresql://user:password@host:port/database for a central server "
+                        "(several server processes may share it; needs labtrack[postgres]) "
+                        "(default: $LABTRACK_TRACKING_URI or the embedded store)")
     server.add_argument("--artifacts-destination", default=None,
                         help="folder or object-store URI (s3://bucket/prefix, gs://…, "
                         "abfss://…, wasbs://…) for artifacts of new experiments (default: "

@@ -15,7 +15,7 @@ from labtrack.services.logged_models import LoggedModelService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.services.registry import RegistryService
 from labtrack.services.webhook_delivery import WebhookDispatcher
-from labtrack.store import ArtifactRepository, SqliteStore
+from labtrack.store import ArtifactRepository, Store
 from labtrack.store.artifacts import artifact_root_uri
 from labtrack.store.object_store import ObjectStoreSettings
 
@@ -30,7 +30,7 @@ class ServerContext:
     ``executor`` and the IOLoop never waits on disk or network.
     """
 
-    store: SqliteStore
+    store: Store
     tracking_uri: str
     max_request_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 16 * 1024**3

@@ -25,7 +25,7 @@ from labtrack.client.run_context import current_user
 from labtrack.server.context import ServerContext
 from labtrack.server.standalone import make_app
 from labtrack.services.permissions import RegistrySettings
-from labtrack.store import SqliteStore
+from labtrack.store import open_store
 
 START_TIMEOUT_S = 60
 log = logging.getLogger("labtrack.server.embedded")
@@ -70,7 +70,7 @@ class EmbeddedServer:
             raise RuntimeError("The embedded server is already started.")
         sockets = tornado.netutil.bind_sockets(self._requested_port, self.host)
         self.port = sockets[0].getsockname()[1]
-        store = SqliteStore(config.sqlite_database_path(self.tracking_uri))
+        store = open_store(self.tracking_uri)
         settings = RegistrySettings(admins=frozenset({self.user}),
                                     webhook_allowed_hosts=config.webhook_allowed_hosts())
         try:

@@ -32,7 +32,7 @@ from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
 from labtrack.services.accounts import AccountService
 from labtrack.services.permissions import RegistrySettings
-from labtrack.store import SqliteStore
+from labtrack.store import open_store
 from labtrack.store.object_store import ObjectStoreSettings
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
@@ -168,7 +168,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return_large_buffers_to_the_system()
     uri = backend_store_uri or config.default_tracking_uri()
-    store = SqliteStore(config.sqlite_database_path(uri), artifacts_destination)
+    store = open_store(uri, artifacts_destination)
     accounts = AccountService(store)
     generated = False
     tokens: dict[str, str] = {}
@@ -194,7 +194,7 @@ def serve(
         server.listen(port, host)
         url = f"http://{host}:{port}"
         log.info("labtrack %s serving %s", labtrack.__version__, url)
-        log.info("store %s, artifacts in %s", store.path, store.artifact_root)
+        log.info("store %s, artifacts in %s", store.location, store.artifact_root)
         if generated:
             log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
         log.info("users with API tokens in the store: %d (labtrack users / labtrack tokens)",

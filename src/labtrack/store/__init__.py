@@ -1,4 +1,6 @@
-"""Persistence: the ``Store`` contract, the SQLite store and artifact repositories."""
+"""Persistence: the ``Store`` contract, the SQLite and PostgreSQL stores and artifact
+repositories. ``PostgresStore`` is imported from ``labtrack.store.postgres`` (its driver is an
+optional extra); ``open_store`` picks the store a URI names."""
 
 from labtrack.store.artifacts import (
     ArtifactRepository,
@@ -7,6 +9,7 @@ from labtrack.store.artifacts import (
 )
 from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.sqlite import SqliteStore
+from labtrack.store.uris import open_store
 
 __all__ = [
     "ArtifactRepository",
@@ -16,4 +19,5 @@ __all__ = [
     "SqliteStore",
     "Store",
     "artifact_repository",
+    "open_store",
 ]

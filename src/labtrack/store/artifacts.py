@@ -58,6 +58,16 @@ def artifact_root_uri(root: str | os.PathLike) -> str:
     return local_path_to_uri(root)
 
 
+def normalize_artifact_root(root: str | os.PathLike | None) -> str | None:
+    """An artifact root as stores record it: an object-store URI without its trailing
+    slash, or an absolute folder; None stays None."""
+    if not root:
+        return None
+    if is_object_store_uri(root):
+        return str(root).rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
 def join_artifact_uri(base_uri: str, *parts: str) -> str:
     """``base_uri`` with ``/``-separated child parts appended."""
     return "/".join([base_uri.rstrip("/"), *(p.strip("/") for p in parts if p)])

@@ -285,6 +285,11 @@ class Store(RegistryStore, ABC):
 
     @property
     @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, fit for a log line (no password)."""
+
+    @property
+    @abstractmethod
     def artifact_root(self) -> str:
         """Where experiments without an explicit artifact location keep their artifacts: a
         local folder or an object-store URI (see ``artifacts.artifact_root_uri``)."""

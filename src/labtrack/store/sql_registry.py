@@ -1,10 +1,10 @@
-"""The registry half of ``SqliteStore`` (mixed into it): models, versions, aliases, requests,
-the audit trail, comments, permissions and webhooks."""
+"""The registry half of ``SqlStore`` (mixed into it): models, versions, aliases, requests,
+the audit trail, comments, permissions and webhooks, in the SQL both SQLite and PostgreSQL
+speak (see ``labtrack.store.sql``)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 from labtrack.entities import (
@@ -33,7 +33,7 @@ from labtrack.store.registry import (
     RequestNotOpen,
     TransitionOutcome,
 )
-from labtrack.store.sqlite_query import value_condition
+from labtrack.store.sql_query import Dialect, value_condition
 
 _VERSION_SELECT = (
     "SELECT m.name, v.version, v.creation_time, v.last_updated_time, v.user_id, "
@@ -118,15 +118,18 @@ def _webhook_entity(row) -> Webhook:
     )
 
 
-class SqliteRegistryMixin(RegistryStore):
-    """Registry persistence for ``SqliteStore`` (which provides ``_read``/``_write``)."""
+class SqlRegistryMixin(RegistryStore):
+    """Registry persistence for ``SqlStore`` (which provides connections and the dialect).
+
+    Every write starts by looking the model up with ``_model_id``, which also locks the
+    model's row where writers run concurrently: writes to one model take turns, so version
+    numbers stay unique and contiguous and a transition never interleaves with another."""
 
     # -- helpers -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _model_id(conn, name: str) -> int:
-        row = conn.execute("SELECT model_id FROM registered_models WHERE name = ?",
-                           (name,)).fetchone()
+    def _model_id(self, conn, name: str) -> int:
+        row = conn.execute("SELECT model_id FROM registered_models WHERE name = ?"
+                           + self.dialect.lock_rows, (name,)).fetchone()
         if row is None:
             raise ResourceDoesNotExist(f"Registered Model with name={name} not found")
         return row[0]
@@ -153,25 +156,25 @@ class SqliteRegistryMixin(RegistryStore):
         rows = conn.execute(f"{_VERSION_SELECT} WHERE {where}", params).fetchall()
         if not rows:
             return []
-        keys = json.dumps([[row[13], row[1]] for row in rows])
         tags: dict[tuple[int, int], dict[str, str]] = {(r[13], r[1]): {} for r in rows}
         aliases: dict[tuple[int, int], list[str]] = {(r[13], r[1]): [] for r in rows}
+        # Rows of the listed models with the listed numbers: a superset of the wanted
+        # (model, version) pairs, narrowed here rather than in dialect-specific SQL.
+        pairs = (self._list({r[13] for r in rows}), self._list({r[1] for r in rows}))
         for model_id, version, key, value in conn.execute(
             "SELECT t.model_id, t.version, t.key, t.value FROM model_version_tags t "
-            "JOIN json_each(?) k ON t.model_id = json_extract(k.value, '$[0]') "
-            "AND t.version = json_extract(k.value, '$[1]') "
-            "ORDER BY t.key",
-            (keys,),
+            f"WHERE {self._in('t.model_id')} AND {self._in('t.version')} ORDER BY t.key",
+            pairs,
         ):
-            tags[(model_id, version)][key] = value
+            if (model_id, version) in tags:
+                tags[(model_id, version)][key] = value
         for model_id, version, alias in conn.execute(
             "SELECT a.model_id, a.version, a.alias FROM model_aliases a "
-            "JOIN json_each(?) k ON a.model_id = json_extract(k.value, '$[0]') "
-            "AND a.version = json_extract(k.value, '$[1]') "
-            "ORDER BY a.alias",
-            (keys,),
+            f"WHERE {self._in('a.model_id')} AND {self._in('a.version')} ORDER BY a.alias",
+            pairs,
         ):
-            aliases[(model_id, version)].append(alias)
+            if (model_id, version) in aliases:
+                aliases[(model_id, version)].append(alias)
         return [_version_entity(row, tags[(row[13], row[1])], tuple(aliases[(row[13], row[1])]))
                 for row in rows]
 
@@ -183,20 +186,20 @@ class SqliteRegistryMixin(RegistryStore):
         ).fetchall()
         if not rows:
             return []
-        ids = json.dumps([row[0] for row in rows])
+        ids = self._list([row[0] for row in rows])
         tags: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
         aliases: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
         for model_id, key, value in conn.execute(
-            "SELECT model_id, key, value FROM registered_model_tags WHERE model_id IN "
-            "(SELECT value FROM json_each(?)) ORDER BY key", (ids,)):
+            "SELECT model_id, key, value FROM registered_model_tags WHERE "
+            f"{self._in('model_id')} ORDER BY key", (ids,)):
             tags[model_id][key] = value
         for model_id, alias, version in conn.execute(
-            "SELECT model_id, alias, version FROM model_aliases WHERE model_id IN "
-            "(SELECT value FROM json_each(?)) ORDER BY alias", (ids,)):
+            "SELECT model_id, alias, version FROM model_aliases WHERE "
+            f"{self._in('model_id')} ORDER BY alias", (ids,)):
             aliases[model_id][alias] = str(version)
         latest = self._versions(
             conn,
-            "v.model_id IN (SELECT value FROM json_each(?)) AND v.version = (SELECT max(o.version)"
+            f"{self._in('v.model_id')} AND v.version = (SELECT max(o.version)"
             " FROM model_versions o WHERE o.model_id = v.model_id AND "
             "o.current_stage = v.current_stage) ORDER BY v.model_id, v.version",
             (ids,),
@@ -219,12 +222,14 @@ class SqliteRegistryMixin(RegistryStore):
     def create_registered_model(self, name, user_id, description, tags, time_ms, activity):
         with self._write() as conn:
             try:
-                model_id = conn.execute(
-                    "INSERT INTO registered_models (name, creation_time, last_updated_time, "
-                    "description, user_id) VALUES (?, ?, ?, ?, ?)",
-                    (name, time_ms, time_ms, description, user_id),
-                ).lastrowid
-            except sqlite3.IntegrityError:
+                with self._savepoint(conn):
+                    model_id = conn.execute(
+                        "INSERT INTO registered_models (name, creation_time, "
+                        "last_updated_time, description, user_id) VALUES (?, ?, ?, ?, ?) "
+                        "RETURNING model_id",
+                        (name, time_ms, time_ms, description, user_id),
+                    ).fetchone()[0]
+            except self.integrity_errors:
                 raise ResourceAlreadyExists(
                     f"Registered Model (name={name}) already exists."
                 ) from None
@@ -241,25 +246,24 @@ class SqliteRegistryMixin(RegistryStore):
         return found[0] if found else None
 
     def get_model_id(self, name):
-        row = self._conn().execute("SELECT model_id FROM registered_models WHERE name = ?",
-                                   (name,)).fetchone()
+        row = self._fetchone("SELECT model_id FROM registered_models WHERE name = ?", (name,))
         return None if row is None else str(row[0])
 
     def get_model_name(self, model_id):
         key = _int64(model_id)
         if key is None:
             return None
-        row = self._conn().execute("SELECT name FROM registered_models WHERE model_id = ?",
-                                   (key,)).fetchone()
+        row = self._fetchone("SELECT name FROM registered_models WHERE model_id = ?", (key,))
         return None if row is None else row[0]
 
     def rename_registered_model(self, name, new_name, time_ms, activity):
         with self._write() as conn:
             model_id = self._model_id(conn, name)
             try:
-                conn.execute("UPDATE registered_models SET name = ?, last_updated_time = ? "
-                             "WHERE model_id = ?", (new_name, time_ms, model_id))
-            except sqlite3.IntegrityError:
+                with self._savepoint(conn):
+                    conn.execute("UPDATE registered_models SET name = ?, last_updated_time = ? "
+                                 "WHERE model_id = ?", (new_name, time_ms, model_id))
+            except self.integrity_errors:
                 raise ResourceAlreadyExists(
                     f"Registered Model (name={new_name}) already exists."
                 ) from None
@@ -282,8 +286,8 @@ class SqliteRegistryMixin(RegistryStore):
     def search_registered_models(self, comparisons, order_by, max_results, offset):
         where, params = ["1 = 1"], []
         for comparison in comparisons:
-            sql, values = _condition(comparison, _MODEL_COLUMNS, "registered_model_tags",
-                                     "x.model_id = m.model_id")
+            sql, values = _condition(self.dialect, comparison, _MODEL_COLUMNS,
+                                     "registered_model_tags", "x.model_id = m.model_id")
             where.append(sql)
             params.extend(values)
         order = [f"{_MODEL_COLUMNS[t.key]} {'ASC' if t.ascending else 'DESC'}" for t in order_by]
@@ -364,7 +368,8 @@ class SqliteRegistryMixin(RegistryStore):
     def search_model_versions(self, comparisons, order_by, max_results, offset):
         where, params = ["1 = 1"], []
         for comparison in comparisons:
-            sql, values = _condition(comparison, _VERSION_COLUMNS, "model_version_tags",
+            sql, values = _condition(self.dialect, comparison, _VERSION_COLUMNS,
+                                     "model_version_tags",
                                      "x.model_id = v.model_id AND x.version = v.version")
             where.append(sql)
             params.extend(values)
@@ -394,11 +399,11 @@ class SqliteRegistryMixin(RegistryStore):
         return cursor.rowcount > 0
 
     def latest_versions(self, name, stages):
-        wanted = json.dumps([str(s) for s in (stages or list(ModelStage))])
+        wanted = self._list([str(s) for s in (stages or list(ModelStage))])
         with self._read() as conn:
             return self._versions(
                 conn,
-                "m.name = ? AND v.current_stage IN (SELECT value FROM json_each(?)) AND "
+                f"m.name = ? AND {self._in('v.current_stage')} AND "
                 "v.version = (SELECT max(o.version) FROM model_versions o WHERE "
                 "o.model_id = v.model_id AND o.current_stage = v.current_stage) "
                 "ORDER BY v.version",
@@ -430,9 +435,9 @@ class SqliteRegistryMixin(RegistryStore):
         return cursor.rowcount > 0
 
     def version_for_alias(self, name, alias):
-        row = self._conn().execute(
+        row = self._fetchone(
             "SELECT a.version FROM model_aliases a JOIN registered_models m USING (model_id) "
-            "WHERE m.name = ? AND a.alias = ?", (name, alias)).fetchone()
+            "WHERE m.name = ? AND a.alias = ?", (name, alias))
         return None if row is None else str(row[0])
 
     # -- stages and requests -----------------------------------------------------------------
@@ -471,15 +476,17 @@ class SqliteRegistryMixin(RegistryStore):
             self._touch_model(conn, model_id, time_ms)
             self._activities(conn, model_id, name, time_ms, records)
             versions = self._versions(
-                conn, "v.model_id = ? AND v.version IN (SELECT value FROM json_each(?)) "
-                "ORDER BY v.version", (model_id, json.dumps([number, *archived_numbers])))
+                conn, f"v.model_id = ? AND {self._in('v.version')} ORDER BY v.version",
+                (model_id, self._list([number, *archived_numbers])))
         moved = next(v for v in versions if v.version == str(number))
         return TransitionOutcome(moved, from_stage,
                                  tuple(v for v in versions if v.version != str(number)))
 
     def _close_request(self, conn, request_id, status, user_id, time_ms) -> None:
-        row = conn.execute(f"{_REQUEST_SELECT} WHERE r.request_id = ?",
-                           (int(request_id),)).fetchone()
+        # Locked: of two approvals of one request, the second must see the first.
+        lock = self.dialect.lock_rows and f"{self.dialect.lock_rows} OF r"
+        row = conn.execute(f"{_REQUEST_SELECT} WHERE r.request_id = ?{lock}",
+                           (_int64(request_id),)).fetchone()
         if row is None:
             raise ResourceDoesNotExist(f"Transition request {request_id} not found.")
         request = _request_entity(row)
@@ -497,8 +504,9 @@ class SqliteRegistryMixin(RegistryStore):
                 (model_id, int(version))).fetchone()[0]
             request_id = conn.execute(
                 "INSERT INTO transition_requests (model_id, version, to_stage, user_id, "
-                "comment, creation_time) VALUES (?, ?, ?, ?, ?, ?)",
-                (model_id, int(version), str(to_stage), user_id, comment, time_ms)).lastrowid
+                "comment, creation_time) VALUES (?, ?, ?, ?, ?, ?) "
+                "RETURNING request_id",
+                (model_id, int(version), str(to_stage), user_id, comment, time_ms)).fetchone()[0]
             self._activities(conn, model_id, name, time_ms, [ActivityRecord(
                 ActivityType.REQUESTED_TRANSITION, user_id, str(version),
                 ModelStage(from_stage), to_stage, comment)])
@@ -510,8 +518,7 @@ class SqliteRegistryMixin(RegistryStore):
         key = _int64(request_id)
         if key is None:
             return None
-        row = self._conn().execute(f"{_REQUEST_SELECT} WHERE r.request_id = ?",
-                                   (key,)).fetchone()
+        row = self._fetchone(f"{_REQUEST_SELECT} WHERE r.request_id = ?", (key,))
         return None if row is None else _request_entity(row)
 
     def list_transition_requests(self, name=None, version=None, status=RequestStatus.OPEN):
@@ -525,9 +532,8 @@ class SqliteRegistryMixin(RegistryStore):
         if status is not None:
             where.append("r.status = ?")
             params.append(str(status))
-        rows = self._conn().execute(
-            f"{_REQUEST_SELECT} WHERE {' AND '.join(where)} ORDER BY r.request_id",
-            params).fetchall()
+        rows = self._fetchall(
+            f"{_REQUEST_SELECT} WHERE {' AND '.join(where)} ORDER BY r.request_id", params)
         return [_request_entity(row) for row in rows]
 
     def resolve_transition_request(self, request_id, status, user_id, time_ms, activity):
@@ -549,11 +555,10 @@ class SqliteRegistryMixin(RegistryStore):
         if version is not None:
             where += " AND version = ?"
             params.append(int(version))
-        rows = self._conn().execute(
+        rows = self._fetchall(
             "SELECT activity_id, model_name, version, activity_type, user_id, creation_time, "
             f"from_stage, to_stage, comment, system_comment FROM activities WHERE {where} "
-            "ORDER BY activity_id DESC LIMIT ? OFFSET ?", (*params, max_results, offset)
-        ).fetchall()
+            "ORDER BY activity_id DESC LIMIT ? OFFSET ?", (*params, max_results, offset))
         return [
             Activity(id=str(r[0]), model_name=r[1], version=None if r[2] is None else str(r[2]),
                      activity_type=ActivityType(r[3]), user_id=r[4], creation_timestamp=r[5],
@@ -567,8 +572,9 @@ class SqliteRegistryMixin(RegistryStore):
             model_id = self._model_id(conn, name)
             comment_id = conn.execute(
                 "INSERT INTO comments (model_id, version, user_id, comment, creation_time, "
-                "last_updated_time) VALUES (?, ?, ?, ?, ?, ?)",
-                (model_id, int(version), user_id, comment, time_ms, time_ms)).lastrowid
+                "last_updated_time) VALUES (?, ?, ?, ?, ?, ?) "
+                "RETURNING comment_id",
+                (model_id, int(version), user_id, comment, time_ms, time_ms)).fetchone()[0]
             self._activities(conn, model_id, name, time_ms, [ActivityRecord(
                 ActivityType.NEW_COMMENT, user_id, str(version), comment=comment)])
             row = conn.execute(f"{_COMMENT_SELECT} WHERE c.comment_id = ?",
@@ -579,8 +585,7 @@ class SqliteRegistryMixin(RegistryStore):
         key = _int64(comment_id)
         if key is None:
             return None
-        row = self._conn().execute(f"{_COMMENT_SELECT} WHERE c.comment_id = ?",
-                                   (key,)).fetchone()
+        row = self._fetchone(f"{_COMMENT_SELECT} WHERE c.comment_id = ?", (key,))
         return None if row is None else _comment_entity(row)
 
     def update_comment(self, comment_id, comment, time_ms, activity):
@@ -606,17 +611,17 @@ class SqliteRegistryMixin(RegistryStore):
                              existing.model_name, time_ms, [activity])
 
     def list_comments(self, name, version):
-        rows = self._conn().execute(
+        rows = self._fetchall(
             f"{_COMMENT_SELECT} WHERE m.name = ? AND c.version = ? ORDER BY c.comment_id",
-            (name, int(version))).fetchall()
+            (name, int(version)))
         return [_comment_entity(row) for row in rows]
 
     # -- permissions -------------------------------------------------------------------------
 
     def get_permissions(self, name):
-        rows = self._conn().execute(
+        rows = self._fetchall(
             "SELECT p.user_name, p.level FROM model_permissions p JOIN registered_models m "
-            "USING (model_id) WHERE m.name = ? ORDER BY p.user_name", (name,)).fetchall()
+            "USING (model_id) WHERE m.name = ? ORDER BY p.user_name", (name,))
         return [ModelPermission(user, PermissionLevel(level)) for user, level in rows]
 
     def set_permissions(self, name, entries, replace, time_ms, activity):
@@ -645,24 +650,20 @@ class SqliteRegistryMixin(RegistryStore):
         return self.get_webhook(webhook_id)
 
     def get_webhook(self, webhook_id):
-        row = self._conn().execute(f"{_WEBHOOK_SELECT} WHERE w.webhook_id = ?",
-                                   (webhook_id,)).fetchone()
+        row = self._fetchone(f"{_WEBHOOK_SELECT} WHERE w.webhook_id = ?", (webhook_id,))
         return None if row is None else _webhook_entity(row)
 
     def get_webhook_secret(self, webhook_id):
-        row = self._conn().execute("SELECT secret FROM webhooks WHERE webhook_id = ?",
-                                   (webhook_id,)).fetchone()
+        row = self._fetchone("SELECT secret FROM webhooks WHERE webhook_id = ?", (webhook_id,))
         return None if row is None else row[0]
 
     def list_webhooks(self, model_name, registry_wide):
         if registry_wide:
-            rows = self._conn().execute(
-                f"{_WEBHOOK_SELECT} WHERE w.model_id IS NULL ORDER BY w.creation_time"
-            ).fetchall()
+            rows = self._fetchall(
+                f"{_WEBHOOK_SELECT} WHERE w.model_id IS NULL ORDER BY w.creation_time")
         else:
-            rows = self._conn().execute(
-                f"{_WEBHOOK_SELECT} WHERE m.name = ? ORDER BY w.creation_time", (model_name,)
-            ).fetchall()
+            rows = self._fetchall(
+                f"{_WEBHOOK_SELECT} WHERE m.name = ? ORDER BY w.creation_time", (model_name,))
         return [_webhook_entity(row) for row in rows]
 
     def update_webhook(self, webhook_id, time_ms, **changes):
@@ -684,11 +685,12 @@ class SqliteRegistryMixin(RegistryStore):
         return cursor.rowcount > 0
 
     def webhooks_for_event(self, model_name, event):
-        rows = self._conn().execute(
+        # A model has a handful of webhooks: their event lists (JSON) are matched here.
+        rows = self._fetchall(
             f"{_WEBHOOK_SELECT} WHERE w.status = 'ACTIVE' AND (w.model_id IS NULL OR m.name = ?) "
-            "AND EXISTS (SELECT 1 FROM json_each(w.events) e WHERE e.value = ?) "
-            "ORDER BY w.creation_time", (model_name, str(event))).fetchall()
-        return [_webhook_entity(row) for row in rows]
+            "ORDER BY w.creation_time", (model_name,))
+        webhooks = [_webhook_entity(row) for row in rows]
+        return [webhook for webhook in webhooks if event in webhook.events]
 
     def create_delivery(self, delivery_id, webhook_id, event, payload, time_ms):
         with self._write() as conn:
@@ -706,10 +708,10 @@ class SqliteRegistryMixin(RegistryStore):
                 (str(status), attempts, time_ms, response_status, last_error, delivery_id))
 
     def _delivery_rows(self, where: str, params: Sequence):
-        return self._conn().execute(
+        return self._fetchall(
             "SELECT delivery_id, webhook_id, event, status, attempts, creation_time, "
             "last_attempt_time, response_status, last_error, payload FROM webhook_deliveries "
-            f"WHERE {where}", params).fetchall()
+            f"WHERE {where}", params)
 
     @staticmethod
     def _delivery_entity(row) -> WebhookDelivery:
@@ -737,11 +739,11 @@ def _int64(value: object) -> int | None:
     return number if 0 < number < 2**63 else None
 
 
-def _condition(comparison: Comparison, columns: dict[str, str], tag_table: str,
-               join: str) -> tuple[str, list]:
+def _condition(dialect: Dialect, comparison: Comparison, columns: dict[str, str],
+               tag_table: str, join: str) -> tuple[str, list]:
     """SQL for one registry filter comparison (attributes or tags)."""
     if comparison.entity == Entity.ATTRIBUTE:
-        return value_condition(columns[comparison.key], comparison)
+        return value_condition(dialect, columns[comparison.key], comparison)
     exists = f"SELECT 1 FROM {tag_table} x WHERE {join} AND x.key = ?"
     if comparison.operator == "!=":
         # Registry tags: a model without the tag differs from any value (MLflow's clients
@@ -751,6 +753,6 @@ def _condition(comparison: Comparison, columns: dict[str, str], tag_table: str,
         return f"NOT EXISTS ({exists})", [comparison.key]
     if comparison.operator == "IS NOT NULL":
         return f"EXISTS ({exists})", [comparison.key]
-    sql, values = value_condition("x.value", comparison)
+    sql, values = value_condition(dialect, "x.value", comparison)
     return f"EXISTS ({exists} AND {sql})", [comparison.key, *values]
 

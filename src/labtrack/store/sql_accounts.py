@@ -1,8 +1,7 @@
-"""The accounts half of ``SqliteStore`` (mixed into it): users and API tokens."""
+"""The accounts half of the SQL stores (mixed into SQLite's and PostgreSQL's): users and API
+tokens, in SQL both databases accept."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from labtrack.entities import ApiToken, User
 from labtrack.errors import ResourceAlreadyExists, ResourceDoesNotExist
@@ -11,21 +10,23 @@ from labtrack.store.accounts import AccountStore
 _TOKEN_SELECT = "SELECT token_id, user_name, description, creation_time FROM api_tokens"
 
 
-class SqliteAccountsMixin(AccountStore):
-    """Needs ``_conn()`` and ``_write()`` from ``SqliteStore``."""
+class SqlAccountsMixin(AccountStore):
+    """Needs ``_write()``, ``_savepoint()``, ``_fetchone()``, ``_fetchall()`` and
+    ``integrity_errors`` from ``SqlStore``."""
 
     def create_user(self, name, time_ms):
         with self._write() as conn:
             try:
-                conn.execute("INSERT INTO users (name, creation_time) VALUES (?, ?)",
-                             (name, time_ms))
-            except sqlite3.IntegrityError:
+                with self._savepoint(conn):
+                    conn.execute("INSERT INTO users (name, creation_time) VALUES (?, ?)",
+                                 (name, time_ms))
+            except self.integrity_errors:
                 raise ResourceAlreadyExists(f"User '{name}' already exists.") from None
         return User(name, time_ms)
 
     def list_users(self):
-        rows = self._conn().execute("SELECT name, creation_time FROM users ORDER BY name")
-        return [User(*row) for row in rows]
+        return [User(*row) for row in self._fetchall(
+            "SELECT name, creation_time FROM users ORDER BY name")]
 
     def delete_user(self, name):
         with self._write() as conn:
@@ -45,17 +46,16 @@ class SqliteAccountsMixin(AccountStore):
 
     def list_tokens(self, user_name=None):
         if user_name is None:
-            rows = self._conn().execute(f"{_TOKEN_SELECT} ORDER BY creation_time, token_id")
+            rows = self._fetchall(f"{_TOKEN_SELECT} ORDER BY creation_time, token_id")
         else:
-            rows = self._conn().execute(
+            rows = self._fetchall(
                 f"{_TOKEN_SELECT} WHERE user_name = ? ORDER BY creation_time, token_id",
                 (user_name,))
         return [ApiToken(*row) for row in rows]
 
     def token_secret_hash(self, token_id):
-        row = self._conn().execute(
-            "SELECT user_name, secret_hash FROM api_tokens WHERE token_id = ?",
-            (token_id,)).fetchone()
+        row = self._fetchone(
+            "SELECT user_name, secret_hash FROM api_tokens WHERE token_id = ?", (token_id,))
         return tuple(row) if row else None
 
     def delete_token(self, token_id):
