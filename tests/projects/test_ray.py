@@ -10,11 +10,11 @@ import re
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 
 import labtrack
-from tests.models.conftest import labtrack_server  # noqa: F401 - a fixture used below
 from tests.projects.conftest import (
     TIMEOUT_S,
     LineReader,
@@ -23,6 +23,51 @@ from tests.projects.conftest import (
     runs_of,
     wait_until_gone,
 )
+
+
+@pytest.fixture(scope="module")
+def labtrack_server(tmp_path_factory):
+    """A real ``labtrack server`` on loopback, for runs that must outlive ``labtrack run``."""
+    import secrets
+    import signal
+    import socket
+
+    import requests
+
+    base = tmp_path_factory.mktemp("labtrack-server")
+    token = secrets.token_hex(8)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABTRACK_", "MLFLOW_"))}
+    env.update(LABTRACK_HOME=str(base / "home"))
+    log = open(base / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labtrack.cli", "server", "--host", "127.0.0.1", "--port",
+         str(port), "--backend-store-uri", str(base / "store"), "--artifacts-destination",
+         str(base / "store" / "artifacts"), "--token", token],
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        assert process.poll() is None, (base / "server.log").read_text()
+        try:
+            return requests.get(f"{url}/health", timeout=5,
+                                headers={"Authorization": f"Bearer {token}"}).ok
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(healthy, interval=0.1)
+        yield types.SimpleNamespace(url=url, token=token)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.fixture
@@ -189,7 +234,7 @@ def test_a_sweep_on_ray_runs_two_at_a_time_and_records_the_best(
 
 
 def test_async_returns_at_once_and_the_job_ends_its_run(
-        demo, tmp_path, ray_head, ray_config, labtrack_server):  # noqa: F811
+        demo, tmp_path, ray_head, ray_config, labtrack_server):
     env = {**os.environ, "LABTRACK_TRACKING_URI": labtrack_server.url,
            "LABTRACK_TRACKING_TOKEN": labtrack_server.token}
     result = subprocess.run(

@@ -437,6 +437,8 @@ class ProjectLauncher:
 
 
 def _ending(outcome: Outcome) -> str:
+    if outcome.detached:
+        return ", ".join(p for p in (outcome.detail, outcome.error) if p) or "detached"
     exit_code = outcome.exit_code
     if exit_code is not None:
         ending = f"exit code {exit_code}" if exit_code >= 0 else f"signal {-exit_code}"

@@ -11,9 +11,8 @@ from labtrack.projects import environment as environments
 from labtrack.projects.backends.base import Backend, Launch, Outcome, Plan
 from labtrack.projects.environment import PreparedEnvironment
 from labtrack.projects.process import ChildProcess
+from labtrack.projects.runner import OUTPUT_ARTIFACT_NAME
 from labtrack.projects.spec import shell_program
-
-OUTPUT_FILE = "output.txt"
 
 # Settings of the launching process that must not reach the child: they would point it at
 # another experiment, run or server.
@@ -51,7 +50,7 @@ class LocalBackend(Backend):
         return Plan(command, {**declared, **extra})
 
     def execute(self, launch: Launch) -> Outcome:
-        log_path = launch.folder / OUTPUT_FILE
+        log_path = launch.folder / OUTPUT_ARTIFACT_NAME
         log_path.touch()
         environ = child_environ(os.environ, launch.environment, launch.handoff, launch.run_id,
                                 launch.experiment_id)

@@ -625,7 +625,9 @@ class RayBackend(Backend):
             exit_code = info.driver_exit_code
             error_type = str(getattr(info, "error_type", "") or "")
             if status == "FAILED" and info.message and "ENTRYPOINT_COMMAND" not in error_type:
-                error = info.message.strip()  # failed before the command: runtime env, …
+                # Failed before the command ran (runtime env setup, …): Ray says why.
+                error = info.message.strip()
+                error = error if len(error) <= 2000 else error[:2000] + "… (see the driver log)"
         except Exception as problem:
             say(f"could not read Ray job {job.submission_id}'s details: {problem}")
         try:

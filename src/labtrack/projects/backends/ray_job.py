@@ -32,11 +32,9 @@ from labtrack.client.tracking import TrackingClient
 from labtrack.entities import RunStatus
 from labtrack.errors import LabtrackError
 from labtrack.projects.process import ChildProcess, OutputSinks, say
+from labtrack.projects.runner import EXIT_CODE_TAG, OUTPUT_ARTIFACT_DIR, OUTPUT_ARTIFACT_NAME
 from labtrack.projects.spec import shell_program
 
-OUTPUT_ARTIFACT_DIR = "logs"
-OUTPUT_FILE = "output.txt"
-EXIT_CODE_TAG = "labtrack.project.exitCode"
 STOP_GRACE_S = 1.5  # after the stop signal: for the command to exit before the run is ended
 
 
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
     folder = Path(tempfile.mkdtemp(prefix="labtrack-job-"))
-    log_path = folder / OUTPUT_FILE
+    log_path = folder / OUTPUT_ARTIFACT_NAME
     log_path.touch()
     environ = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = ChildProcess([*shell_program(), command], Path.cwd(), environ, log_path,
