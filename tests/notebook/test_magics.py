@@ -350,6 +350,7 @@ def test_project_on_ray_follows_the_job_with_the_live_widget(ip, tmp_path, capfd
     assert run.data.tags["mlflow.project.backend"] == "ray"
     assert run.data.tags["labtrack.ray.jobId"] == result.job_id
     assert run.data.metrics == {"loss": 0.1}  # logged by the Ray job, into this run
-    assert "trained with 0.5" in capfd.readouterr().out  # the driver log, streamed
+    captured = capfd.readouterr()
+    assert "trained with 0.5" in captured.out, captured.err  # the driver log, streamed
     widget = ip.magics_manager.registry["MlrunMagics"].widgets[-1]
     assert isinstance(widget, LiveRun) and widget.run_id == result.run_id

@@ -125,11 +125,14 @@ def test_a_project_on_ray_logs_into_its_run_and_ends_finished(
     assert f"trained in run {run_id}" in driver and "to stderr" in driver
     output = artifact_text(tracking, run_id, "logs/output.txt", tmp_path)
     assert f"trained in run {run_id}" in output
-    # It was a real Ray job, with the resources asked for and the run in its metadata.
+    # It was a real Ray job: the project and labtrack uploaded, the run in its variables.
     info = job_client(ray_head).get_job_info(job_id)
     assert str(info.status.value) == "SUCCEEDED"
-    assert info.entrypoint_num_cpus == 0.5
     assert info.metadata["labtrack_run_id"] == run_id
+    assert info.runtime_env["working_dir"].startswith("gcs://")
+    assert len(info.runtime_env["py_modules"]) == 1  # labtrack itself
+    assert info.runtime_env["env_vars"]["LABTRACK_RUN_ID"] == run_id
+    assert info.runtime_env["env_vars"]["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
     assert "labtrack.projects.backends.ray_job" in info.entrypoint
 
 
@@ -168,7 +171,8 @@ def test_a_stopped_job_ends_killed(child_env, demo, tracking, tmp_path, ray_head
         if process.poll() is None:
             process.kill()
             process.wait()
-    stderr = process.stderr.read()
+    with process.stderr:
+        stderr = process.stderr.read()
     run = only_run(tracking)
     assert run.info.status == "KILLED", stderr
     assert "Ray job" in stderr and "STOPPED" in stderr
@@ -197,8 +201,11 @@ def test_ctrl_c_stops_the_job_and_ends_the_run_killed(
         if process.poll() is None:
             process.kill()
             process.wait()
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert "stopping Ray job" in stderr
     run = only_run(tracking)
-    assert run.info.status == "KILLED"
+    assert run.info.status == "KILLED", stderr
     info = job_client(ray_head).get_job_info(run.data.tags["labtrack.ray.jobId"])
     assert str(info.status.value) == "STOPPED"
     for pid_file in state.glob("pid-*"):
