@@ -379,3 +379,28 @@ def test_python_env_requirements_become_the_jobs_pip_and_wheels(tmp_path):
     (tmp_path / "python_env.yaml").write_text("dependencies: [\"./src/mypackage\"]\n")
     with pytest.raises(ProjectError, match="build a wheel"):
         ray_requirements(PythonEnv.load(tmp_path / "python_env.yaml"))
+
+
+def test_a_git_version_is_shipped_as_that_commit(cli, tracking, tmp_path, ray_config):
+    from tests.projects.conftest import commit_all, git, init_repo
+
+    repo = tmp_path / "repo"
+    init_repo(repo)
+    (repo / "MLproject").write_text(
+        "name: listing\nentry_points:\n  main:\n    command: \"ls -A\"\n")
+    (repo / "committed.txt").write_text("in the commit\n")
+    first = commit_all(repo, "first")
+    (repo / "later.txt").write_text("a later commit\n")
+    commit_all(repo, "second")
+    (repo / "uncommitted.txt").write_text("only in the working tree\n")
+    result = cli("run", str(repo), "-v", first, "--backend", "ray", "-c", str(ray_config))
+    assert result.returncode == 0, result.stderr
+    run = only_run(tracking)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.source.git.commit"] == first
+    listing = artifact_text(tracking, run.info.run_id, "logs/output.txt", tmp_path).split()
+    # The job's folder is that commit's checkout: not the working tree, no history.
+    assert "committed.txt" in listing and "MLproject" in listing
+    assert "later.txt" not in listing and "uncommitted.txt" not in listing
+    assert ".git" not in listing
+    assert git(repo, "status", "--porcelain") == "?? uncommitted.txt"

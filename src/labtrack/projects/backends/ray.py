@@ -28,6 +28,7 @@ import asyncio
 import copy
 import importlib.metadata
 import ipaddress
+import logging
 import os
 import re
 import shlex
@@ -416,6 +417,9 @@ class RayBackend(Backend):
 
     def __init__(self, config: RayConfig, asynchronous: bool = False):
         self._client_class = _require_ray()
+        # Ray's job client announces each closed log stream at INFO; labtrack says how the
+        # job ended itself.
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
         self.config = config
         self.asynchronous = asynchronous
         self._client = None
