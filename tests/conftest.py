@@ -72,18 +72,3 @@ def _close_backends():
         store = getattr(backend.service, "store", None)
         if store is not None:
             store.close()
-
-
-@pytest.fixture(scope="session")
-def ray_head():
-    """A real local Ray head node (127.0.0.1, free ports, its own temp folder), started once
-    for the session by the tests that need it and stopped at the end."""
-    pytest.importorskip("ray.job_submission", reason='Ray is part of the test extra: '
-                        'pip install -e ".[test]"')
-    from tests.ray_head import start_ray_head
-
-    head = start_ray_head()
-    try:
-        yield head
-    finally:
-        head.stop()

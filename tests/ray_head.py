@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 START_TIMEOUT_S = 180
-STOP_GRACE_S = 15
+STOP_GRACE_S = 5
 
 
 def _free_port() -> int:

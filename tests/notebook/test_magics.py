@@ -333,24 +333,3 @@ def test_project_errors_are_usage_messages_and_create_no_run(ip, tmp_path):
     with pytest.raises(UsageError, match="key=value"):
         ip.run_line_magic("mlrun", f"project {project} -P alpha")
     assert client().search_runs([experiment_id]) == []
-
-
-def test_project_on_ray_follows_the_job_with_the_live_widget(ip, tmp_path, capfd, ray_head):
-    from labtrack.widgets import LiveRun
-
-    project = _write_project(tmp_path / "tiny")
-    config = tmp_path / "ray.json"
-    config.write_text(json.dumps({"address": ray_head.address}))
-    labtrack.set_experiment("ray-from-notebook")
-    result = ip.run_line_magic(
-        "mlrun", f"project {project} -P alpha=0.5 --backend ray --backend-config {config}")
-    assert (result.status, result.backend) == (RunStatus.FINISHED, "ray")
-    run = client().get_run(result.run_id)
-    assert run.info.status == RunStatus.FINISHED
-    assert run.data.tags["mlflow.project.backend"] == "ray"
-    assert run.data.tags["labtrack.ray.jobId"] == result.job_id
-    assert run.data.metrics == {"loss": 0.1}  # logged by the Ray job, into this run
-    captured = capfd.readouterr()
-    assert "trained with 0.5" in captured.out, captured.err  # the driver log, streamed
-    widget = ip.magics_manager.registry["MlrunMagics"].widgets[-1]
-    assert isinstance(widget, LiveRun) and widget.run_id == result.run_id

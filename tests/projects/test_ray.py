@@ -70,6 +70,22 @@ def labtrack_server(tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def ray_head():
+    """A real local Ray head node (127.0.0.1, free ports, its own temp folder), started once
+    for these tests and stopped after them, so it does not idle through the rest of the
+    suite."""
+    pytest.importorskip("ray.job_submission", reason='Ray is part of the test extra: '
+                        'pip install -e ".[test]"')
+    from tests.ray_head import start_ray_head
+
+    head = start_ray_head()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
 @pytest.fixture
 def ray_config(ray_head, tmp_path):
     path = tmp_path / "ray.json"
@@ -404,3 +420,45 @@ def test_a_git_version_is_shipped_as_that_commit(cli, tracking, tmp_path, ray_co
     assert "later.txt" not in listing and "uncommitted.txt" not in listing
     assert ".git" not in listing
     assert git(repo, "status", "--porcelain") == "?? uncommitted.txt"
+
+
+def test_notebook_project_on_ray_follows_the_job_with_the_live_widget(
+        fluent_uri, tmp_path, capfd, ray_head):
+    from IPython.testing.globalipapp import start_ipython
+
+    from labtrack.entities import RunStatus
+    from labtrack.widgets import LiveRun
+
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "labtrack")
+    project = tmp_path / "tiny"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: tiny\nentry_points:\n  main:\n    parameters:\n"
+        "      alpha: {type: float, default: 0.1}\n    command: python train.py {alpha}\n")
+    (project / "train.py").write_text(
+        "import sys\nimport labtrack\nalpha = float(sys.argv[1])\n"
+        "for step in range(5):\n    labtrack.log_metric('loss', alpha / (step + 1), step=step)\n"
+        "print('trained with', alpha)\n")
+    config = tmp_path / "ray.json"
+    config.write_text(json.dumps({"address": ray_head.address}))
+    labtrack.set_experiment("ray-from-notebook")
+    magics = ip.magics_manager.registry["MlrunMagics"]
+    try:
+        result = ip.run_line_magic(
+            "mlrun", f"project {project} -P alpha=0.5 --backend ray --backend-config {config}")
+        assert (result.status, result.backend) == (RunStatus.FINISHED, "ray")
+        tracking = labtrack.TrackingClient(fluent_uri)
+        run = tracking.get_run(result.run_id)
+        assert run.info.status == RunStatus.FINISHED
+        assert labtrack.get_experiment(run.info.experiment_id).name == "ray-from-notebook"
+        assert run.data.tags["mlflow.project.backend"] == "ray"
+        assert run.data.tags["labtrack.ray.jobId"] == result.job_id
+        assert run.data.metrics == {"loss": 0.1}  # logged by the Ray job, into this run
+        captured = capfd.readouterr()
+        assert "trained with 0.5" in captured.out, captured.err  # the driver log, streamed
+        widget = magics.widgets[-1]
+        assert isinstance(widget, LiveRun) and widget.run_id == result.run_id
+    finally:
+        for widget in magics.widgets:
+            widget.close()
