@@ -167,6 +167,21 @@ def test_a_failing_entry_point_ends_failed_with_the_driver_log(
     assert (str(info.status.value), info.driver_exit_code) == ("FAILED", 3)
 
 
+def test_a_job_that_fails_before_labtrack_starts_in_it_ends_its_run_failed(
+        cli, demo, tracking, tmp_path, ray_head):
+    # The job's Python does not exist: the entrypoint never runs, so nothing in the job ends
+    # the run; labtrack, following the job, does.
+    config = tmp_path / "ray.json"
+    config.write_text(json.dumps({"address": ray_head.address, "python": "no-such-python"}))
+    result = cli("run", str(demo), "-e", "exit", "-P", "code=0", "-b", "ray", "-c", str(config))
+    assert result.returncode == 127, result.stderr
+    run = only_run(tracking)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["labtrack.project.exitCode"] == "127"
+    driver = artifact_text(tracking, run.info.run_id, "logs/ray-driver.txt", tmp_path)
+    assert "no-such-python" in driver and "not found" in driver
+
+
 def test_a_stopped_job_ends_killed(child_env, demo, tracking, tmp_path, ray_head, ray_config):
     state = tmp_path / "state"
     state.mkdir()
