@@ -276,27 +276,29 @@ def test_async_returns_at_once_and_the_job_ends_its_run(
     env = {**os.environ, "LABTRACK_TRACKING_URI": labtrack_server.url,
            "LABTRACK_TRACKING_TOKEN": labtrack_server.token}
     result = subprocess.run(
-        [sys.executable, "-m", "labtrack.cli", "run", str(demo), "-e", "exit", "-P", "code=0",
+        [sys.executable, "-m", "labtrack.cli", "run", str(demo), "-P", "alpha=0.2",
          "--backend", "ray", "--backend-config", str(ray_config), "--async"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     server = labtrack.TrackingClient(labtrack_server.url, token=labtrack_server.token)
     (run,) = server.search_runs(["0"], filter_string="tags.`mlflow.project.backend` = 'ray'",
                                 max_results=1000)
-    job_id = run.data.tags["labtrack.ray.jobId"]
+    run_id, job_id = run.info.run_id, run.data.tags["labtrack.ray.jobId"]
     assert f"ray job logs --address {ray_head.address} --follow {job_id}" in result.stderr
-    assert "exiting with 0" not in result.stdout  # not followed
+    assert "trained in run" not in result.stdout  # not followed
 
-    def ended():
-        current = server.get_run(run.info.run_id)
-        return current if current.info.status != "SCHEDULED" and \
-            current.info.status != "RUNNING" else None
+    def recorded():  # the exit code is the last thing the job's entrypoint records
+        current = server.get_run(run_id)
+        return current if "labtrack.project.exitCode" in current.data.tags else None
 
-    run = wait_for(ended)
+    run = wait_for(recorded)  # the job ends its run itself, on the server
     assert run.info.status == "FINISHED"
+    assert run.data.params["alpha"] == "0.2" and run.data.params["data"] == "data/train.csv"
     assert run.data.tags["labtrack.project.exitCode"] == "0"
-    output = artifact_text(server, run.info.run_id, "logs/output.txt", tmp_path)
-    assert "exiting with 0" in output  # saved by the job itself
+    losses = [m.value for m in server.get_metric_history(run_id, "loss")]
+    assert len(losses) == 3 and losses[0] == 70.0
+    output = artifact_text(server, run_id, "logs/output.txt", tmp_path)
+    assert f"trained in run {run_id}" in output  # saved by the job itself
 
 
 def test_async_with_a_local_store_is_refused_before_any_run(

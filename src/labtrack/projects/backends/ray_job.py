@@ -45,10 +45,10 @@ def _record(client: TrackingClient, run_id: str, log_path: Path, status: RunStat
     except (LabtrackError, OSError) as error:
         say(f"run {run_id}: could not save the output: {error}")
     try:
-        if exit_code is not None:
-            client.set_tag(run_id, EXIT_CODE_TAG, str(exit_code))
         if client.get_run(run_id).info.status != status:
             client.set_terminated(run_id, status)
+        if exit_code is not None:  # last: once it is there, the run's end is recorded
+            client.set_tag(run_id, EXIT_CODE_TAG, str(exit_code))
         client.flush()
     except LabtrackError as error:
         say(f"run {run_id}: could not record its end ({status}): {error}")
