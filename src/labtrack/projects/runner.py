@@ -146,12 +146,6 @@ class TrackingHandoff:
             self._server = None
             self.mlflow_uri = None
 
-    @property
-    def embedded(self) -> bool:
-        """Whether a loopback server of this process serves the store (so a command
-        reaches it only from this machine, and only while the handoff is open)."""
-        return not self.remote
-
     def environ(self, run_id: str, experiment_id: str,
                 over_http: bool = False) -> dict[str, str]:
         """The variables that make a command log into ``run_id``. ``over_http``: labtrack
