@@ -120,7 +120,7 @@ class TrackingHandoff:
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self._server = None
-        self.remote = remote = tracking_uri.startswith(("http://", "https://"))
+        remote = tracking_uri.startswith(("http://", "https://"))
         if remote:
             self.labtrack_uri = tracking_uri
             self.mlflow_uri = tracking_uri.rstrip("/")
