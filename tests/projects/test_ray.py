@@ -441,12 +441,13 @@ def test_a_git_version_is_shipped_as_that_commit(cli, tracking, tmp_path, ray_co
 
 def test_notebook_project_on_ray_follows_the_job_with_the_live_widget(
         fluent_uri, tmp_path, capfd, ray_head):
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing import globalipapp
 
     from labtrack.entities import RunStatus
     from labtrack.widgets import LiveRun
 
-    ip = start_ipython()
+    globalipapp.start_ipython()  # the first call starts the global shell (later: None)
+    ip = globalipapp.get_ipython()
     ip.run_line_magic("load_ext", "labtrack")
     project = tmp_path / "tiny"
     project.mkdir()
