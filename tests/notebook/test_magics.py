@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.testing import globalipapp
 from IPython.testing.globalipapp import start_ipython
 
 import labtrack
@@ -17,7 +18,8 @@ from labtrack.entities import RunStatus
 
 @pytest.fixture(scope="module")
 def shell():
-    ip = start_ipython()
+    start_ipython()  # the first call starts the global shell (later calls return None)
+    ip = globalipapp.get_ipython()
     ip.run_line_magic("load_ext", "labtrack")
     return ip
 

@@ -10,6 +10,7 @@
     %mlrun compare --last 3 --metrics loss,accuracy
     %mlrun models                       # the registry; %mlrun requests to approve
     %mlrun project examples/project -P alpha=0.5   # an MLproject run, live
+    %mlrun project . --backend ray --backend-config ray.json   # … as a Ray job
     %mlrun help
 
 A ``%%mlrun`` cell always leaves its run ended: FINISHED, FAILED (the traceback is saved with
@@ -125,6 +126,12 @@ def _line_parser() -> _Parser:
                          help="experiment (default: the notebook's current one)")
     project.add_argument("-n", "--run-name", default=None)
     project.add_argument("--env-manager", choices=["local", "virtualenv"], default=None)
+    project.add_argument("-b", "--backend", choices=["local", "ray"], default="local",
+                         help="where it runs: here, or as a Ray job")
+    project.add_argument("-c", "--backend-config", default=None, metavar="FILE|JSON",
+                         help="the Ray backend's configuration (address, resources, …)")
+    project.add_argument("--async", dest="asynchronous", action="store_true",
+                         help="with --backend ray: return once the job is submitted")
     register = commands.add_parser("register", help="register a run's model",
                                    add_help=False)
     register.add_argument("source", metavar="RUN_ID[/PATH]")
@@ -376,8 +383,10 @@ class MlrunMagics(Magics):
         return widget
 
     def _cmd_project(self, args):
-        """Like ``labtrack run``, from a cell: the child's output streams into the cell, its
-        run shows live beneath, and interrupting the kernel stops it (the run ends KILLED)."""
+        """Like ``labtrack run``, from a cell: the child's output (a Ray job's driver log)
+        streams into the cell, its run shows live beneath, and interrupting the kernel stops
+        it (the run ends KILLED). With ``--async`` the cell returns once the Ray job is
+        submitted and the widget goes on following the run."""
         from labtrack.client import fluent
         from labtrack.projects import ProjectError, run_project
         from labtrack.projects.runner import parse_parameters
@@ -396,7 +405,9 @@ class MlrunMagics(Magics):
                 parameters=parse_parameters(args.param),
                 experiment_name=args.experiment_name, experiment_id=experiment_id,
                 run_name=args.run_name, env_manager=args.env_manager,
-                tracking_uri=labtrack.get_tracking_uri(), on_run=show)
+                tracking_uri=labtrack.get_tracking_uri(), on_run=show,
+                backend=args.backend, backend_config=args.backend_config,
+                asynchronous=args.asynchronous)
         except ProjectError as error:
             raise UsageError(str(error)) from None
         if result.status == RunStatus.KILLED:

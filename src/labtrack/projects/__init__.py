@@ -7,7 +7,11 @@
 
 ``spec`` parses MLproject files, ``source`` resolves folders and git repositories (and their
 provenance), ``environment`` prepares the interpreter, ``runner`` launches one run and
-``sweep`` many; ``commands`` adds ``labtrack run`` and ``labtrack sweep`` to the CLI.
+``sweep`` many, on a backend from ``backends`` (``local``: a child process, see ``process``;
+``ray``: a Ray job); ``commands`` adds ``labtrack run`` and ``labtrack sweep`` to the CLI.
+
+    run_project("examples/project", backend="ray",
+                backend_config={"address": "http://127.0.0.1:8265", "num_gpus": 1})
 """
 
 from labtrack.projects.runner import ProjectRun, run_project

@@ -12,6 +12,7 @@ examples:
   labtrack run examples/project -P learning_rate=0.05
   labtrack run . -e evaluate.py -P data=./data.csv --experiment-name forecasting
   labtrack run path/to/repo#projects/demand -v main --env-manager virtualenv
+  labtrack run . -P epochs=50 --backend ray --backend-config ray.json
 
 The run gets the parameters, provenance tags (mlflow.source.type=PROJECT, entry point, git
 commit / branch / repo URL, labtrack.source.git.dirty) and the command's output as
@@ -21,6 +22,12 @@ MLFLOW_RUN_ID, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, MLFLOW_EXPERIMENT_ID 
 it. The store is LABTRACK_TRACKING_URI (default: the embedded store). Exit code 0 ends the
 run FINISHED, anything else FAILED; Ctrl-C stops the command and ends it KILLED. labtrack
 run exits with the command's exit code (130 after Ctrl-C).
+
+With --backend ray the project folder (or the git commit) is submitted as a Ray job to the
+cluster in --backend-config (e.g. {"address": "http://127.0.0.1:8265", "num_gpus": 1}); the
+run gets the tag labtrack.ray.jobId, follows the job's status (PENDING -> SCHEDULED,
+RUNNING, SUCCEEDED -> FINISHED, FAILED, STOPPED -> KILLED) and keeps the driver log as
+logs/ray-driver.txt. --async returns once the job is submitted.
 """
 
 SWEEP_EPILOG = """\
@@ -40,7 +47,8 @@ that fails is recorded and the others go on. With --metric, the parent records t
 child (tags labtrack.sweep.bestRunId, labtrack.sweep.bestValue, labtrack.sweep.bestParams)
 and logs its value as the same metric; sweep/summary.json lists every child. The parent ends
 FINISHED if at least one child succeeded (exit code 0), FAILED otherwise (exit code 1);
-Ctrl-C stops every child and ends the parent KILLED (exit code 130).
+Ctrl-C stops every child and ends the parent KILLED (exit code 130). With --backend ray
+every child is a Ray job, --max-parallel K of them submitted at a time.
 """
 
 
@@ -74,6 +82,8 @@ def _run(args: argparse.Namespace) -> int:
                 parameters=parameters, experiment_name=args.experiment_name,
                 experiment_id=args.experiment_id, run_name=args.run_name,
                 env_manager=args.env_manager, stop_timeout=args.stop_timeout,
+                backend=args.backend, backend_config=args.backend_config,
+                asynchronous=args.asynchronous,
             )
         except KeyboardInterrupt:  # before the run existed: nothing to record
             return 130
@@ -93,6 +103,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 run_name=args.run_name, env_manager=args.env_manager,
                 max_parallel=args.max_parallel, random_count=args.random, seed=args.seed,
                 metric=args.metric, goal=args.goal, stop_timeout=args.stop_timeout,
+                backend=args.backend, backend_config=args.backend_config,
             )
         except KeyboardInterrupt:
             return 130
@@ -122,6 +133,14 @@ def _common(parser: argparse.ArgumentParser, param_help: str) -> None:
     parser.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="after Ctrl-C, how long the command gets to exit after SIGTERM "
                         "before SIGKILL (default: 10)")
+    parser.add_argument("-b", "--backend", choices=("local", "ray"), default="local",
+                        help="where the command runs: local (a child process here, the "
+                        "default) or ray (a Ray job on the cluster of --backend-config; "
+                        'needs pip install "labtrack[ray]")')
+    parser.add_argument("-c", "--backend-config", default=None, metavar="FILE|JSON",
+                        help="the backend's configuration, a JSON file or JSON text; for "
+                        "ray: address, num_cpus, num_gpus, memory, resources, runtime_env, "
+                        "tracking_uri … (see the README)")
 
 
 def add_commands(commands) -> None:
@@ -135,6 +154,9 @@ def add_commands(commands) -> None:
     _common(run, "a parameter value (repeatable); values are checked against the entry "
             "point's types, undeclared ones are passed as --KEY VALUE")
     run.add_argument("--run-name", default=None, help="name of the run (default: generated)")
+    run.add_argument("--async", dest="asynchronous", action="store_true",
+                     help="with --backend ray: return once the job is submitted (the job "
+                     "ends its run itself; needs an http(s) LABTRACK_TRACKING_URI)")
     run.set_defaults(handler=_run)
 
     sweep = commands.add_parser(

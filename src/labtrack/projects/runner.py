@@ -2,10 +2,11 @@
 
 ``run_project`` is what ``labtrack run`` does: resolve the project (folder or git), check the
 parameters against the entry point, prepare the environment, create the run with its
-provenance tags and parameters, run the command in a child process that logs into that run,
-stream and save its output (``logs/output.txt``), and end the run with the status the exit
-code says. ``ProjectLauncher`` is the reusable part: a sweep resolves the project once and
-launches it per child.
+provenance tags and parameters, run the command where the backend runs it (``local``: a
+child process here; ``ray``: a Ray job) so that it logs into that run, save its output
+under ``logs/``, and end the run with the status the command's end says.
+``ProjectLauncher`` is the reusable part: a sweep resolves the project once and launches it
+per child. What differs between backends lives in ``labtrack.projects.backends``.
 
 The child logs into the run through environment variables: ``LABTRACK_RUN_ID`` /
 ``LABTRACK_TRACKING_URI`` / ``LABTRACK_EXPERIMENT_ID`` for labtrack, and ``MLFLOW_RUN_ID`` /
@@ -20,12 +21,10 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labtrack import config
@@ -43,9 +42,18 @@ from labtrack.entities import LifecycleStage, Param, RunStatus
 from labtrack.errors import LabtrackError, ResourceAlreadyExists
 from labtrack.projects import environment as environments
 from labtrack.projects import source as sources
-from labtrack.projects.environment import PreparedEnvironment
-from labtrack.projects.spec import ProjectError, load_project, shell_program
+from labtrack.projects.backends import Backend, Launch, Outcome, Stoppable, make_backend
+from labtrack.projects.process import (  # noqa: F401 - the runner's public names, as before
+    ChildProcess,
+    OutputSinks,
+    Sink,
+    _terminal,
+    deferred_interrupts,
+    say,
+)
+from labtrack.projects.spec import ProjectError, load_project
 from labtrack.services import validation
+from labtrack.store.uris import is_postgres_uri
 
 # Tags: MLflow's names where MLflow has one (mlflow/utils/mlflow_tags.py), labtrack.* else.
 SOURCE_TYPE_PROJECT = "PROJECT"
@@ -65,46 +73,10 @@ OUTPUT_ARTIFACT_NAME = "output.txt"
 GIT_DIFF_ARTIFACT = "code/uncommitted.diff"
 DEFAULT_ENTRY_POINT = "main"
 DEFAULT_STOP_TIMEOUT_S = 10.0
-READER_JOIN_TIMEOUT_S = 5.0  # after the child exits, for output a grandchild keeps open
-
-# Settings of the launching process that must not reach the child: they would point it at
-# another experiment, run or server.
-_CLEARED_VARIABLES = (
-    config.EXPERIMENT_NAME_ENV, "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_AUTH", "MLFLOW_PARENT_RUN_ID",
-)
-
-Sink = Callable[[bytes], None]
-
-
-def _terminal(stream_name: str) -> Sink:
-    def write(data: bytes) -> None:
-        stream = getattr(sys, stream_name)
-        raw = getattr(stream, "buffer", None)
-        if raw is not None:
-            raw.write(data)
-            raw.flush()
-        else:
-            stream.write(data.decode("utf-8", "replace"))
-            stream.flush()
-    return write
 
 
 class LaunchCancelled(LabtrackError):
     """``launch`` was called after ``stop_all``."""
-
-
-def say(message: str) -> None:
-    """labtrack's own messages go to stderr, apart from the child's output."""
-    _terminal("stderr")(f"labtrack: {message}\n".encode())
-
-
-@dataclass(frozen=True)
-class OutputSinks:
-    """Where a child's stdout and stderr are shown, as they come."""
-
-    stdout: Sink = field(default_factory=lambda: _terminal("stdout"))
-    stderr: Sink = field(default_factory=lambda: _terminal("stderr"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +90,9 @@ class ProjectRun:
     exit_code: int | None
     parameters: Mapping[str, str]
     error: str | None = None
+    backend: str = "local"
+    job_id: str | None = None   # the backend's id of the command (a Ray job's submission id)
+    detached: bool = False      # submitted and left running (``--async``): not ended yet
 
     @property
     def succeeded(self) -> bool:
@@ -125,8 +100,8 @@ class ProjectRun:
 
     def shell_exit_code(self) -> int:
         """What ``labtrack run`` exits with: 0, the child's code, 128+N after signal N,
-        130 when stopped by Ctrl-C."""
-        if self.status == RunStatus.FINISHED:
+        130 when stopped by Ctrl-C; 0 once a detached run is submitted."""
+        if self.status == RunStatus.FINISHED or (self.detached and self.error is None):
             return 0
         if self.status == RunStatus.KILLED:
             return 128 + signal.SIGINT
@@ -140,7 +115,8 @@ class ProjectRun:
 
 class TrackingHandoff:
     """The tracking settings a child gets: the store for labtrack, a URL and token for mlflow
-    (an embedded loopback server when the store is local)."""
+    (an embedded loopback server when the store is local, for as long as the handoff is
+    open)."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
@@ -151,8 +127,9 @@ class TrackingHandoff:
             self.mlflow_uri = tracking_uri.rstrip("/")
             self.token = os.environ.get(LABTRACK_TOKEN_ENV)
         else:
-            # Absolute: the child runs in the project folder.
-            self.labtrack_uri = str(config.sqlite_database_path(tracking_uri))
+            # Absolute: the child runs in the project folder. A database URI is one already.
+            self.labtrack_uri = tracking_uri if is_postgres_uri(tracking_uri) else str(
+                config.sqlite_database_path(tracking_uri))
             self.mlflow_uri = None
             self.token = None
 
@@ -171,9 +148,13 @@ class TrackingHandoff:
             self._server = None
             self.mlflow_uri = None
 
-    def environ(self, run_id: str, experiment_id: str) -> dict[str, str]:
+    def environ(self, run_id: str, experiment_id: str,
+                over_http: bool = False) -> dict[str, str]:
+        """The variables that make a command log into ``run_id``. ``over_http``: labtrack
+        too talks to the server (URL and token) rather than to the store's file — for a
+        command on another machine."""
         variables = {
-            config.TRACKING_URI_ENV: self.labtrack_uri,
+            config.TRACKING_URI_ENV: self.mlflow_uri if over_http else self.labtrack_uri,
             config.RUN_ID_ENV: run_id,
             config.EXPERIMENT_ID_ENV: experiment_id,
             "MLFLOW_TRACKING_URI": self.mlflow_uri or "",
@@ -182,176 +163,19 @@ class TrackingHandoff:
         }
         if self.token:
             variables["MLFLOW_TRACKING_TOKEN"] = self.token
+            if over_http:
+                variables[LABTRACK_TOKEN_ENV] = self.token
         if self._server is not None:
             # mlflow prints a "View run at <url>" link; this server's URL dies with the run.
             variables["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         return variables
 
 
-def child_environ(base: Mapping[str, str], env: PreparedEnvironment, handoff: TrackingHandoff,
-                  run_id: str, experiment_id: str) -> dict[str, str]:
-    environ = env.apply(dict(base))
-    for name in _CLEARED_VARIABLES:
-        environ.pop(name, None)
-    if "MLFLOW_TRACKING_TOKEN" in environ and handoff.token is None:
-        environ.pop("MLFLOW_TRACKING_TOKEN")
-    environ.update(handoff.environ(run_id, experiment_id))
-    environ.setdefault("PYTHONUNBUFFERED", "1")  # output shows up as it is printed
-    return environ
-
-
-# -- the child process ------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold Ctrl-C (and SIGTERM) while a run is being recorded as ended (main thread only): an
-    interrupt there would leave the run RUNNING. The run ends anyway, so they are dropped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, lambda *_: None)
-    except ValueError:  # not the main interpreter
-        pass
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class ChildProcess:
-    """A command in its own process group (session), its output copied to sinks and a file.
-
-    ``stop`` may be called from any thread: SIGTERM to the whole group, SIGKILL after the
-    grace period (at once on a second call or a second Ctrl-C).
-    """
-
-    def __init__(self, argv: list[str], cwd: Path, environ: Mapping[str, str],
-                 log_path: Path, sinks: OutputSinks):
-        self.argv = argv
-        self.cwd = cwd
-        self.environ = dict(environ)
-        self.log_path = log_path
-        self.sinks = sinks
-        self.stopped = False
-        self._process: subprocess.Popen | None = None
-        self._readers: list[threading.Thread] = []
-        self._log = None
-        self._log_lock = threading.Lock()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the command; a child stopped before it started never starts
-        (``KeyboardInterrupt``)."""
-        posix = os.name == "posix"
-        with self._lock:  # terminate() from another thread sees no process or the process
-            if self.stopped:
-                raise KeyboardInterrupt
-            self._log = open(self.log_path, "ab")
-            try:
-                self._process = subprocess.Popen(
-                    self.argv, cwd=self.cwd, env=self.environ,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    # Its own session: Ctrl-C in the terminal reaches labtrack only, which
-                    # then stops the child's whole process group.
-                    start_new_session=posix,
-                    creationflags=0 if posix else subprocess.CREATE_NEW_PROCESS_GROUP,
-                )
-            except BaseException:
-                self._log.close()
-                raise
-        for pipe, sink in ((self._process.stdout, self.sinks.stdout),
-                           (self._process.stderr, self.sinks.stderr)):
-            reader = threading.Thread(target=self._copy, args=(pipe, sink), daemon=True,
-                                      name=f"labtrack-output-{self._process.pid}")
-            reader.start()
-            self._readers.append(reader)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def _copy(self, pipe, sink: Sink) -> None:
-        fd = pipe.fileno()
-        try:
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return
-                with self._log_lock:
-                    if not self._log.closed:  # closed: a grandchild outlived the run
-                        self._log.write(chunk)
-                try:
-                    sink(chunk)
-                except (OSError, ValueError):  # the terminal went away; keep the log going
-                    pass
-        finally:
-            pipe.close()
-
-    def wait(self) -> int:
-        """The exit code (negative: killed by that signal), once the output is copied."""
-        code = self._process.wait()
-        for reader in self._readers:
-            reader.join(READER_JOIN_TIMEOUT_S)
-        with self._log_lock:
-            self._log.flush()
-        return code
-
-    def close(self) -> None:
-        with self._log_lock:
-            if self._log is not None and not self._log.closed:
-                self._log.close()
-
-    def _signal_group(self, signum: int) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        try:
-            if os.name == "posix":
-                os.killpg(process.pid, signum)
-            elif signum == signal.SIGTERM:
-                process.terminate()
-            else:
-                process.kill()
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def terminate(self) -> None:
-        """SIGTERM to the process group (a second call: SIGKILL)."""
-        with self._lock:
-            again = self.stopped
-            self.stopped = True
-        self._signal_group(signal.SIGKILL if again else signal.SIGTERM)
-
-    def kill(self) -> None:
-        with self._lock:
-            self.stopped = True
-        self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
-
-    def stop(self, timeout: float) -> None:
-        """SIGTERM, then SIGKILL if the child is still there after ``timeout`` seconds."""
-        self.terminate()
-        process = self._process
-        if process is None:
-            return
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        except KeyboardInterrupt:  # Ctrl-C again: no more grace
-            self.kill()
-        process.wait()
-
-
 # -- the launcher -----------------------------------------------------------------------------
 
 
 def _project_tags(src: sources.ProjectSource, project_name: str, entry_point: str,
-                  env_manager: str) -> dict[str, str]:
+                  env_manager: str, backend: str = "local") -> dict[str, str]:
     tags = {
         USER_TAG: current_user(),
         SOURCE_TYPE_TAG: SOURCE_TYPE_PROJECT,
@@ -359,7 +183,7 @@ def _project_tags(src: sources.ProjectSource, project_name: str, entry_point: st
         SOURCE_NAME_TAG: src.uri if src._temporary is not None else str(src.directory),
         ENTRY_POINT_TAG: entry_point,
         PROJECT_ENV_TAG: env_manager,
-        PROJECT_BACKEND_TAG: "local",
+        PROJECT_BACKEND_TAG: backend,
         PROJECT_NAME_TAG: project_name,
     }
     if src.version:
@@ -415,18 +239,19 @@ def parse_parameters(pairs: list[str] | None) -> dict[str, str]:
 
 class ProjectLauncher:
     """A project resolved once (source, MLproject, entry point, environment, store client),
-    launched any number of times."""
+    launched any number of times on one backend (default: ``local``)."""
 
     def __init__(self, uri: str, entry_point: str = DEFAULT_ENTRY_POINT,
                  version: str | None = None, env_manager: str | None = None,
                  tracking_uri: str | None = None, cwd: str | os.PathLike | None = None,
-                 stop_timeout: float = DEFAULT_STOP_TIMEOUT_S):
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT_S, backend: Backend | None = None):
         if env_manager is not None and env_manager not in environments.ENV_MANAGERS:
             raise ProjectError(
                 f"Unknown environment manager '{env_manager}': use "
                 f"{' or '.join(environments.ENV_MANAGERS)}."
             )
         self.cwd = Path(cwd or os.getcwd())
+        self.backend = backend or make_backend("local")
         self.source = sources.resolve(uri, version, self.cwd)
         try:
             self.project = load_project(self.source.directory)
@@ -438,8 +263,8 @@ class ProjectLauncher:
             environments.VIRTUALENV if self.project.env_file else environments.LOCAL)
         self.client = TrackingClient(tracking_uri)
         self.stop_timeout = stop_timeout
-        self._environment: PreparedEnvironment | None = None
-        self._children: set[ChildProcess] = set()
+        self._environment = None
+        self._children: set[Stoppable] = set()
         self._children_lock = threading.Lock()
         self._stopping = False
 
@@ -452,6 +277,11 @@ class ProjectLauncher:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def directory(self) -> Path:
+        """The project folder (what the command runs in, or what is shipped to run it)."""
+        return self.source.directory
+
     # -- preparation -----------------------------------------------------------------------
 
     def resolve_parameters(self, values: Mapping[str, str]) -> tuple[dict[str, str],
@@ -463,16 +293,21 @@ class ProjectLauncher:
             validation.validate_param(key, value)
         return declared, extra
 
-    def environment(self) -> PreparedEnvironment:
-        """The prepared environment (built on first use)."""
+    def environment(self):
+        """The environment the backend prepared (built on first use)."""
         if self._environment is None:
-            self._environment = environments.prepare_environment(
-                self.env_manager, self.project.env_file)
+            self._environment = self.backend.prepare_environment(self)
         return self._environment
+
+    def prepare(self) -> None:
+        """Everything that can fail before a run exists: the environment, and the backend's
+        own checks (a cluster that cannot be reached, a store it cannot reach)."""
+        self.environment()
+        self.backend.check(self)
 
     def tags(self) -> dict[str, str]:
         return _project_tags(self.source, self.project.name, self.entry_point.name,
-                             self.env_manager)
+                             self.env_manager, self.backend.name)
 
     # -- launching -------------------------------------------------------------------------
 
@@ -500,93 +335,84 @@ class ProjectLauncher:
             raise
         return run
 
+    @contextlib.contextmanager
+    def track(self, running: Stoppable) -> Iterator[Stoppable]:
+        """Make ``running`` stoppable by ``stop_all`` while the block runs;
+        ``KeyboardInterrupt`` if the launcher is stopping already."""
+        with self._children_lock:
+            if self._stopping:
+                raise KeyboardInterrupt
+            self._children.add(running)
+        try:
+            yield running
+        finally:
+            with self._children_lock:
+                self._children.discard(running)
+
     def launch(self, values: Mapping[str, str], experiment_id: str,
                handoff: TrackingHandoff, run_name: str | None = None,
                parent_run_id: str | None = None, tags: Mapping[str, str] | None = None,
                sinks: OutputSinks | None = None, announce: Callable[[str], None] = say,
                on_run: Callable[[str], None] | None = None) -> ProjectRun:
-        """Create a run for ``values``, run the command, end the run; returns once the
-        child has exited. ``on_run`` gets the run id as soon as the run exists (a notebook
-        shows it live while the child logs). Ctrl-C (in the main thread) or ``stop_all``
-        stops the child and ends the run KILLED."""
+        """Create a run for ``values``, run the command on the backend, end the run; returns
+        once the command has ended (or, detached, once it is submitted). ``on_run`` gets the
+        run id as soon as the run exists (a notebook shows it live while the command logs).
+        Ctrl-C (in the main thread) or ``stop_all`` stops the command and ends the run
+        KILLED."""
         declared, extra = self.resolve_parameters(values)
-        env = self.environment()
+        environment = self.environment()
         if self._stopping:
             raise LaunchCancelled("The launcher is stopping; no run was created.")
-        params = {**declared, **extra}
-        command = self.entry_point.command_line(declared, extra, python=env.python,
-                                                shell=shell_program()[0])
+        plan = self.backend.plan(self, declared, extra, environment)
         folder = Path(tempfile.mkdtemp(prefix="labtrack-run-"))
-        log_path = folder / OUTPUT_ARTIFACT_NAME
-        log_path.touch()
         try:
-            run = self.create_run(experiment_id, params, run_name, parent_run_id, tags)
+            run = self.create_run(experiment_id, plan.parameters, run_name, parent_run_id,
+                                  {**plan.tags, **(tags or {})})
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         run_id, name = run.info.run_id, run.info.run_name
-        child = None
-        status, exit_code, error = RunStatus.FAILED, None, None
+        outcome = Outcome(RunStatus.FAILED)
         try:
             if on_run is not None:
                 on_run(run_id)
-            environ = child_environ(os.environ, env, handoff, run_id, experiment_id)
-            child = ChildProcess([*shell_program(), command], self.source.directory, environ,
-                                 log_path, sinks or OutputSinks())
-            with self._children_lock:
-                if self._stopping:
-                    raise KeyboardInterrupt
-                self._children.add(child)
-            announce(f"run {run_id} ('{name}', experiment {experiment_id}): {command}")
-            child.start()
-            exit_code = child.wait()
-            if child.stopped:
-                status = RunStatus.KILLED
-            else:
-                status = RunStatus.FINISHED if exit_code == 0 else RunStatus.FAILED
+            outcome = self.backend.execute(Launch(
+                self, plan, environment, run_id, experiment_id, name, handoff,
+                sinks or OutputSinks(), announce, folder))
         except KeyboardInterrupt:
-            if child is not None and child.pid is not None:
-                child.stop(self.stop_timeout)
-                exit_code = child.wait()  # reaped already; this collects the last output
-            status = RunStatus.KILLED
-        except OSError as failure:  # the shell could not be started
-            error = f"Cannot start the command: {failure}"
-            with open(log_path, "ab") as log:
-                log.write(f"{error}\n".encode())
+            outcome = Outcome(RunStatus.KILLED)
         finally:
             with deferred_interrupts():
-                if child is not None:
-                    child.close()
-                    with self._children_lock:
-                        self._children.discard(child)
-                self._finish(run_id, status, exit_code, log_path)
+                if not outcome.detached:
+                    self._finish(run_id, outcome)
                 shutil.rmtree(folder, ignore_errors=True)
-        result = ProjectRun(run_id, experiment_id, name, status, exit_code, params, error)
-        ending = f"exit code {exit_code}" if exit_code is not None and exit_code >= 0 else (
-            f"signal {-exit_code}" if exit_code is not None else error or "not started")
-        announce(f"run {run_id} {status} ({ending})")
+        result = ProjectRun(run_id, experiment_id, name, outcome.status, outcome.exit_code,
+                            plan.parameters, outcome.error, self.backend.name, outcome.job_id,
+                            outcome.detached)
+        announce(f"run {run_id} {outcome.status} ({_ending(outcome)})")
         return result
 
-    def _finish(self, run_id: str, status: RunStatus, exit_code: int | None,
-                log_path: Path) -> None:
+    def _finish(self, run_id: str, outcome: Outcome) -> None:
         problems = []
+        for log in outcome.logs:
+            try:
+                self.client.log_artifact(run_id, log, OUTPUT_ARTIFACT_DIR)
+            except (LabtrackError, OSError) as error:
+                problems.append(f"could not save {log.name}: {error}")
         try:
-            self.client.log_artifact(run_id, log_path, OUTPUT_ARTIFACT_DIR)
-        except (LabtrackError, OSError) as error:
-            problems.append(f"could not save its output: {error}")
-        try:
-            if exit_code is not None:
-                self.client.set_tag(run_id, EXIT_CODE_TAG, str(exit_code))
-            self.client.set_terminated(run_id, status)
+            if outcome.exit_code is not None:
+                self.client.set_tag(run_id, EXIT_CODE_TAG, str(outcome.exit_code))
+            if self.client.get_run(run_id).info.status != outcome.status:
+                self.client.set_terminated(run_id, outcome.status)
         except LabtrackError as error:
-            problems.append(f"could not record its end ({status}): {error}")
+            problems.append(f"could not record its end ({outcome.status}): {error}")
         for problem in problems:
             say(f"run {run_id}: {problem}")
 
     def stop_all(self) -> threading.Timer:
-        """Stop every running child (from any thread) and launch no more: SIGTERM to all at
-        once now, SIGKILL to whoever is left after the grace period (cancel the returned
-        timer once they are all gone)."""
+        """Stop every running command (from any thread) and launch no more: SIGTERM to all
+        at once now (a Ray job is asked to stop), SIGKILL to whoever is left after the grace
+        period (cancel the returned timer once they are all gone)."""
         with self._children_lock:
             self._stopping = True
             children = list(self._children)
@@ -598,12 +424,23 @@ class ProjectLauncher:
         return timer
 
     def kill_all(self) -> None:
-        """SIGKILL to every running child."""
+        """SIGKILL to every running child (stop waiting for Ray jobs)."""
         with self._children_lock:
             self._stopping = True
             children = list(self._children)
         for child in children:
             child.kill()
+
+
+def _ending(outcome: Outcome) -> str:
+    if outcome.detached:
+        return ", ".join(p for p in (outcome.detail, outcome.error) if p) or "detached"
+    exit_code = outcome.exit_code
+    if exit_code is not None:
+        ending = f"exit code {exit_code}" if exit_code >= 0 else f"signal {-exit_code}"
+    else:
+        ending = outcome.error or "not started"
+    return f"{outcome.detail}, {ending}" if outcome.detail else ending
 
 
 def run_project(
@@ -619,20 +456,26 @@ def run_project(
     stop_timeout: float = DEFAULT_STOP_TIMEOUT_S,
     sinks: OutputSinks | None = None,
     on_run: Callable[[str], None] | None = None,
+    backend: str = "local",
+    backend_config: str | Mapping | None = None,
+    asynchronous: bool = False,
 ) -> ProjectRun:
     """Run a project once (what ``labtrack run`` does) and return how it ended.
 
+    ``backend`` is ``local`` (a child process here) or ``ray`` (a Ray job; ``backend_config``
+    is its JSON file, JSON text or a mapping, see ``labtrack.projects.backends.ray``).
+    ``asynchronous`` returns once the job is submitted (the job ends its run itself).
+
     Problems found before the run exists (unknown entry point, missing or ill-typed
-    parameters, no such version, an environment that cannot be built) raise
-    ``ProjectError`` and create no run.
+    parameters, no such version, an environment that cannot be built, a backend that is
+    not installed or cannot be reached) raise ``ProjectError`` and create no run.
     """
+    chosen = make_backend(backend, backend_config, asynchronous=asynchronous)
     with ProjectLauncher(uri, entry_point, version, env_manager, tracking_uri,
-                         stop_timeout=stop_timeout) as launcher:
+                         stop_timeout=stop_timeout, backend=chosen) as launcher:
         launcher.resolve_parameters(parameters or {})  # fail before building anything
-        launcher.environment()
+        launcher.prepare()
         experiment = resolve_experiment(launcher.client, experiment_name, experiment_id)
         with TrackingHandoff(launcher.client.tracking_uri) as handoff:
             return launcher.launch(parameters or {}, experiment, handoff, run_name=run_name,
                                    sinks=sinks, on_run=on_run)
-
-

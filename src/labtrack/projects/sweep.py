@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from labtrack.entities import RunStatus
 from labtrack.errors import LabtrackError
+from labtrack.projects.backends import make_backend
 from labtrack.projects.runner import (
     DEFAULT_ENTRY_POINT,
     DEFAULT_STOP_TIMEOUT_S,
@@ -206,9 +207,12 @@ def run_sweep(
     metric: str | None = None,
     goal: str = "min",
     stop_timeout: float = DEFAULT_STOP_TIMEOUT_S,
+    backend: str = "local",
+    backend_config: str | Mapping | None = None,
 ) -> SweepResult:
     """Run the sweep (what ``labtrack sweep`` does). Every combination's parameters are
-    checked before anything runs."""
+    checked before anything runs. With ``backend="ray"`` each child is a Ray job, and
+    ``max_parallel`` of them are submitted at a time."""
     if max_parallel < 1:
         raise ProjectError("--max-parallel must be at least 1.")
     if random_count is not None and random_count < 1:
@@ -223,11 +227,12 @@ def run_sweep(
         combinations = space.sample(random_count, seed)
     else:
         combinations = space.grid()
+    chosen = make_backend(backend, backend_config)
     with ProjectLauncher(uri, entry_point, version, env_manager, tracking_uri,
-                         stop_timeout=stop_timeout) as launcher:
+                         stop_timeout=stop_timeout, backend=chosen) as launcher:
         for combination in combinations:
             launcher.resolve_parameters(combination)
-        launcher.environment()
+        launcher.prepare()
         client = launcher.client
         experiment = resolve_experiment(client, experiment_name, experiment_id)
         tags = {
