@@ -88,6 +88,9 @@ def labtrack_config(request, central):
     """ann's token (default), a token the central server never issued ("wrong-token"), or a
     central server that is not running ("down")."""
     which = getattr(request, "param", "ann")
+    if which == "small-uploads":
+        return {"tracking_uri": central.url, "tracking_token": central.tokens["ann"],
+                "max_upload_bytes": 1024}
     if which == "down":
         return {"tracking_uri": f"http://127.0.0.1:{_free_port()}", "tracking_token": "t"}
     token = central.tokens["ann"] if which == "ann" else "not-a-token"
@@ -161,10 +164,11 @@ async def test_mlflow_errors_pass_through_unchanged(api):
 
 
 async def test_a_large_artifact_streams_through_both_ways(api, central):
-    run_id = central.client("ann").create_run(
-        central.client("ann").create_experiment(_unique("artifacts"))).info.run_id
+    ann = central.client("ann")
+    experiment_id = ann.create_experiment(_unique("artifacts"))
+    run_id = ann.create_run(experiment_id).info.run_id
     data = os.urandom(24 * 1024 * 1024 + 17)
-    path = f"{ARTIFACTS}/0/{run_id}/artifacts/weights.bin"
+    path = f"{ARTIFACTS}/{experiment_id}/{run_id}/artifacts/weights.bin"
     reply = await api.request("PUT", path, body=data,
                               headers={"Content-Type": "application/octet-stream"})
     assert reply.status == 200, reply.body
@@ -172,12 +176,27 @@ async def test_a_large_artifact_streams_through_both_ways(api, central):
     direct = requests.get(central.url + path, timeout=60, headers={
         "Authorization": f"Bearer {central.tokens['bob']}"})
     assert hashlib.sha256(direct.content).digest() == hashlib.sha256(data).digest()
+    assert [f.path for f in ann.list_artifacts(run_id)] == ["weights.bin"]
 
     reply = await api.request("GET", path)
     assert reply.status == 200
     assert reply.headers["Content-Disposition"] == 'attachment; filename="weights.bin"'
     assert len(reply.body) == len(data)
     assert hashlib.sha256(reply.body).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("labtrack_config", ["small-uploads"], indirect=True)
+async def test_an_upload_over_max_upload_bytes_is_a_413_and_never_reaches_the_server(
+        api, central):
+    ann = central.client("ann")
+    experiment_id = ann.create_experiment(_unique("limits"))
+    run_id = ann.create_run(experiment_id).info.run_id
+    path = f"{ARTIFACTS}/{experiment_id}/{run_id}/artifacts/big.bin"
+    status, body = await api.call("PUT", path, body=b"x" * 2048,
+                                  headers={"Content-Type": "application/octet-stream"})
+    assert status == 413
+    assert body["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert central.client("ann").list_artifacts(run_id) == []
 
 
 @pytest.mark.parametrize("labtrack_config", ["wrong-token"], indirect=True)

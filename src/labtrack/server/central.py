@@ -32,7 +32,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from labtrack.errors import LabtrackError
 from labtrack.server.handlers import ErrorShapeMixin
 from labtrack.server.panel import PANEL, notebook_file
-from labtrack.server.request import parse_json_body
+from labtrack.server.request import PayloadTooLarge, parse_json_body
 
 PANEL_SERVER_ROOT = f"{PANEL}/server-root"
 PANEL_RUNS_SEARCH = f"{PANEL}/runs/search"
@@ -288,6 +288,12 @@ class ForwardMixin(CentralHandlerMixin):
         await super().prepare()  # Jupyter's auth first: nobody reaches the central server
         headers = self.request.headers
         has_body = headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+        length = headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.max_upload_bytes:
+            # A JSON 413 now; past this point tornado would drop the connection with a 400.
+            raise PayloadTooLarge(
+                f"Request body is larger than the limit of {self.max_upload_bytes} bytes "
+                "(LabTrack max_upload_bytes).")
         # Artifact uploads pass through: Jupyter's own body limit is for its JSON APIs.
         self.request.connection.set_max_body_size(self.max_upload_bytes)
         self.forwarding = self.central.open(
