@@ -77,7 +77,7 @@ class ResponseSink(Protocol):
     """Where the central server's answer goes: the Jupyter handler, as three calls."""
 
     def relay_start(self, status: int, reason: str, headers: dict[str, str]) -> None: ...
-    def relay_chunk(self, chunk: bytes) -> None: ...
+    def relay_chunk(self, chunk: bytes) -> Awaitable[None]: ...
     async def relay_end(self) -> None: ...
 
 
@@ -218,12 +218,14 @@ class Forwarding:
                 if name in self._headers}
         self.sink.relay_start(self._status or 502, self._reason, kept)
 
-    def _body_chunk(self, chunk: bytes) -> None:
+    def _body_chunk(self, chunk: bytes) -> Awaitable[None] | None:
+        """tornado waits for what this returns before it reads on: the central server's
+        answer flows no faster than the browser takes it, never piling up in memory."""
         if self._refusal is not None:
             self._refusal.append(chunk[:4096])
-        else:
-            self._start()
-            self.sink.relay_chunk(chunk)
+            return None
+        self._start()
+        return self.sink.relay_chunk(chunk)
 
     def _unreachable(self, error: BaseException | None) -> None:
         if self._started:
@@ -268,9 +270,9 @@ class CentralHandlerMixin(ErrorShapeMixin):
         for name, value in headers.items():
             self.set_header(name, value)
 
-    def relay_chunk(self, chunk: bytes) -> None:
+    def relay_chunk(self, chunk: bytes) -> Awaitable[None]:
         self.write(chunk)
-        self.flush()
+        return self.flush()
 
     async def relay_end(self) -> None:
         await self.finish()
