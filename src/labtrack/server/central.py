@@ -113,8 +113,10 @@ class CentralServer:
              sink: ResponseSink, body: bytes | None = None,
              streamed_body: bool = False) -> Forwarding:
         """Start forwarding one request. ``path`` is relative to the API's mount point
-        (``/api/2.0/mlflow/runs/search``); with ``streamed_body`` the body follows through
-        ``Forwarding.send``, else ``body`` is the whole body (or None)."""
+        (``/api/2.0/mlflow/runs/search``), percent-encoded as the browser sent it (quoting
+        leaves it as it is: an encoded ``/`` in an artifact name stays encoded); with
+        ``streamed_body`` the body follows through ``Forwarding.send``, else ``body`` is the
+        whole body (or None)."""
         outgoing = {name: headers[name] for name in _REQUEST_HEADERS if name in headers}
         if self.token:
             outgoing["Authorization"] = f"Bearer {self.token}"
