@@ -176,9 +176,9 @@ def _fetch_kwargs(method: str, headers: dict, body) -> dict:
 
 @pytest.fixture(autouse=True)
 def _restore_tracking_uri_env(monkeypatch):
-    """The extension exports LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL) into
-    os.environ; undo it after each test."""
-    for name in (config.TRACKING_URI_ENV, "MLFLOW_S3_ENDPOINT_URL"):
+    """The extension exports LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL, or a central
+    server's LABTRACK_TRACKING_TOKEN) into os.environ; undo it after each test."""
+    for name in (config.TRACKING_URI_ENV, "MLFLOW_S3_ENDPOINT_URL", "LABTRACK_TRACKING_TOKEN"):
         monkeypatch.setenv(name, "unset-by-the-test-fixture")
         monkeypatch.delenv(name)
 

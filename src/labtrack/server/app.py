@@ -5,6 +5,10 @@ Its REST API (MLflow's wire protocol plus labtrack's additions) is mounted at
 token as ``MLFLOW_TRACKING_TOKEN`` works for the stock ``mlflow`` client. Kernels this server
 starts inherit ``LABTRACK_TRACKING_URI``, so ``labtrack.log_metric`` in a notebook lands in
 the store the server (and the side panel) reads.
+
+With an ``http(s)://`` ``tracking_uri`` the extension hosts no store: it forwards its API to
+that central ``labtrack server`` with ``tracking_token`` (see ``labtrack.server.central``), and
+kernels get the same URI and token.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from traitlets import Bool, Int, List, Unicode, default
 from labtrack import config
 from labtrack.client.run_context import current_user
 from labtrack.entities import ModelStage, PermissionLevel
+from labtrack.server.central import CentralServer, central_route_table
 from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
@@ -27,6 +32,12 @@ from labtrack.store import SqliteStore
 from labtrack.store.object_store import S3_ENDPOINT_URL_ENV, ObjectStoreSettings
 
 URL_PREFIX = "/labtrack"
+# The token of a central server, as labtrack's client and the mlflow client read it.
+TRACKING_TOKEN_ENVS = ("LABTRACK_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN")
+
+
+def is_central_server(tracking_uri: str) -> bool:
+    return tracking_uri.lower().startswith(("http://", "https://"))
 
 
 class JupyterApiHandler(APIHandler):
@@ -56,8 +67,17 @@ class LabTrack(ExtensionApp):
 
     tracking_uri = Unicode(
         config=True,
-        help="The store the server hosts: a folder or .db path or sqlite:/// URI. Default: "
+        help="The store the server hosts: a folder or .db path or sqlite:/// URI; or the "
+        "http(s):// URL of a central labtrack server, to which the extension then forwards "
+        "its API (with tracking_token) instead of hosting a store. Default: "
         "$LABTRACK_TRACKING_URI, else labtrack.db in the labtrack data directory.",
+    )
+    tracking_token = Unicode(
+        config=True,
+        help="The user's API token for the central server named by an http(s):// "
+        "tracking_uri (labtrack tokens create). It stays in the Jupyter server and the "
+        "kernels it starts; the browser never sees it. Default: $LABTRACK_TRACKING_TOKEN, "
+        "else $MLFLOW_TRACKING_TOKEN.",
     )
     artifacts_destination = Unicode(
         "",
@@ -76,9 +96,10 @@ class LabTrack(ExtensionApp):
     export_tracking_uri = Bool(
         True,
         config=True,
-        help="Set LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL from s3_endpoint_url) in "
-        "the environment of the kernels this server starts, so notebooks log into this "
-        "server's store without configuration.",
+        help="Set LABTRACK_TRACKING_URI (and MLFLOW_S3_ENDPOINT_URL from s3_endpoint_url; "
+        "with a central server, LABTRACK_TRACKING_TOKEN) in the environment of the kernels "
+        "this server starts, so notebooks log into this server's store without "
+        "configuration.",
     )
     max_request_bytes = Int(
         32 * 1024 * 1024,
@@ -123,6 +144,11 @@ class LabTrack(ExtensionApp):
     def _default_tracking_uri(self) -> str:
         return config.default_tracking_uri()
 
+    @default("tracking_token")
+    def _default_tracking_token(self) -> str:
+        return next((os.environ[name] for name in TRACKING_TOKEN_ENVS if os.environ.get(name)),
+                    "")
+
     @default("registry_admins")
     def _default_registry_admins(self) -> list[str]:
         return [current_user()]
@@ -143,6 +169,10 @@ class LabTrack(ExtensionApp):
         )
 
     def initialize_settings(self) -> None:
+        self.central: CentralServer | None = None
+        if is_central_server(self.tracking_uri):
+            self._initialize_central_server()
+            return
         database = config.sqlite_database_path(self.tracking_uri)
         store = SqliteStore(database, self.artifacts_destination or None)
         self.context = ServerContext(
@@ -163,12 +193,29 @@ class LabTrack(ExtensionApp):
         self.log.info("labtrack: tracking store %s, artifacts in %s", database,
                       store.artifact_root)
 
+    def _initialize_central_server(self) -> None:
+        self.central = CentralServer(self.tracking_uri, self.tracking_token,
+                                     self.serverapp.root_dir)
+        if self.export_tracking_uri:
+            os.environ[config.TRACKING_URI_ENV] = self.tracking_uri
+            if self.tracking_token:
+                os.environ[TRACKING_TOKEN_ENVS[0]] = self.tracking_token
+        self.log.info("labtrack: forwarding %s/ to the central server %s (%s)", URL_PREFIX,
+                      self.tracking_uri,
+                      "with a token" if self.tracking_token else "without a token")
+
     def initialize_handlers(self) -> None:
+        if self.central is not None:
+            self.handlers.extend(central_route_table(URL_PREFIX, self.central,
+                                                     JupyterApiHandler, self.max_upload_bytes))
+            return
         self.handlers.extend(
             route_table(URL_PREFIX, self.context, handler_classes(JupyterApiHandler))
         )
 
     async def stop_extension(self) -> None:
+        if getattr(self, "central", None) is not None:
+            self.central.close()
         context = getattr(self, "context", None)
         if context is not None:
             context.close()
