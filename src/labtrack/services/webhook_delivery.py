@@ -169,8 +169,10 @@ class WebhookDispatcher:
             attempt = attempts_done
             while attempt < self.max_attempts:
                 attempt += 1
-                if attempt > attempts_done + 1 and not self._claim(delivery_id):
-                    return  # our claim went stale during the wait and another sender has it
+                # Renewed before every attempt: a claim that went stale while the delivery
+                # waited (in the queue or between attempts) may have passed to another sender.
+                if not self._claim(delivery_id):
+                    return
                 webhook = self.store.get_webhook(webhook_id)
                 if webhook is None:
                     return  # deleted meanwhile: its deliveries went with it
