@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -204,3 +205,24 @@ def test_signatures_expire():
     assert not webhooks.verify_signature(SECRET, headers, body)
     assert webhooks.verify_signature(SECRET, headers, body, tolerance_seconds=7200)
     assert not webhooks.verify_signature(SECRET, {}, body)
+
+
+def test_a_delivery_claimed_by_a_live_sender_is_left_to_it_and_a_stale_one_is_taken_over(
+        store, service, receiver):
+    quiet = RegistryService(service, RegistrySettings(admins=frozenset({"admin"})))
+    hook = quiet.create_webhook(["REGISTERED_MODEL_CREATED"], receiver.url, user="admin")
+    body = json.dumps({"event": "REGISTERED_MODEL_CREATED"})
+    dispatcher = WebhookDispatcher(store, allowed_hosts=("127.0.0.1",))
+    store.create_delivery("in-flight", hook.id, WebhookEvent.REGISTERED_MODEL_CREATED, body,
+                          int(time.time() * 1000), claimed_by="another-live-process")
+    assert dispatcher.resume_pending() == 0
+    assert dispatcher.wait_idle()
+    assert receiver.received == []
+    # The other process died mid-send: once its claim is older than the timeout, it is ours.
+    stale = int(time.time() * 1000) - int(dispatcher.claim_timeout_seconds * 1000) - 1
+    store.claim_delivery("in-flight", "another-live-process", stale, stale)
+    assert dispatcher.resume_pending() == 1
+    assert dispatcher.wait_idle()
+    dispatcher.close()
+    assert [h[webhooks.DELIVERY_ID_HEADER] for h, _ in receiver.received] == ["in-flight"]
+    assert store.list_deliveries(hook.id, 10)[0].status == DeliveryStatus.DELIVERED

@@ -413,3 +413,29 @@ def test_concurrent_writers_to_one_run_lose_nothing(store):
     (series,) = store.get_metric_series(["r1"], ["m"])
     assert series.point_count == 800
     assert store.get_run("r1").data.params == {"owner": str(won.index(True))}
+
+
+def test_a_pending_delivery_is_claimed_by_one_sender_until_its_claim_goes_stale(store):
+    from labtrack.entities import DeliveryStatus, WebhookEvent, WebhookStatus
+
+    event = WebhookEvent.REGISTERED_MODEL_CREATED
+    store.create_webhook("hook", None, [event], "http://example.com/hook", None,
+                         WebhookStatus.ACTIVE, "", True, 1)
+    store.create_delivery("left-over", "hook", event, "{}", 10)  # unclaimed (a stopped server)
+    store.create_delivery("fresh", "hook", event, "{}", 10, claimed_by="a")
+    # Unclaimed ones and claims older than the stale mark are up for grabs, not fresh claims.
+    assert [d.id for d, _ in store.pending_deliveries(stale_before_ms=5)] == ["left-over"]
+    assert store.claim_delivery("left-over", "b", 20, stale_before_ms=5)
+    assert not store.claim_delivery("left-over", "c", 21, stale_before_ms=5)
+    assert not store.claim_delivery("fresh", "b", 20, stale_before_ms=5)
+    assert store.claim_delivery("fresh", "a", 30, stale_before_ms=5)  # its sender renews it
+    assert store.pending_deliveries(stale_before_ms=15) == []
+    # A claim last renewed before the stale mark: its sender is presumed dead.
+    assert [d.id for d, _ in store.pending_deliveries(stale_before_ms=31)] == [
+        "left-over", "fresh"]
+    assert store.claim_delivery("fresh", "c", 40, stale_before_ms=31)
+    assert not store.claim_delivery("fresh", "a", 41, stale_before_ms=31)
+    # A finished delivery is nobody's to send again.
+    store.update_delivery("left-over", DeliveryStatus.DELIVERED, 1, 50, 200, None)
+    assert not store.claim_delivery("left-over", "c", 60, stale_before_ms=10**6)
+    assert [d.id for d, _ in store.pending_deliveries(stale_before_ms=10**6)] == ["fresh"]

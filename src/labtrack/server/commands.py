@@ -11,6 +11,8 @@ def _server(args: argparse.Namespace) -> int:
     from labtrack.server.standalone import serve
     from labtrack.services.permissions import RegistrySettings
 
+    if args.workers is None:
+        args.workers = _workers_default()
     default = args.default_permission
     registry = RegistrySettings(
         default_permission=None if default == "None" else PermissionLevel.parse(default),
@@ -20,7 +22,7 @@ def _server(args: argparse.Namespace) -> int:
         webhook_allowed_hosts=tuple(args.webhook_allowed_host
                                     or config.webhook_allowed_hosts()),
     )
-    serve(
+    return serve(
         host=args.host,
         port=args.port,
         backend_store_uri=args.backend_store_uri,
@@ -31,8 +33,19 @@ def _server(args: argparse.Namespace) -> int:
         token_file=args.token_file,
         registry=registry,
         s3_endpoint_url=args.s3_endpoint_url,
+        workers=args.workers,
     )
-    return 0
+
+
+def _workers_default() -> int:
+    import os
+
+    value = os.environ.get("LABTRACK_SERVER_WORKERS", "1")
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"LABTRACK_SERVER_WORKERS must be a whole number, not {value!r}.")\
+            from None
 
 
 def add_commands(commands) -> None:
@@ -69,7 +82,12 @@ def add_commands(commands) -> None:
                         help="several users: a file of '<user>:<token>' lines (instead of "
                         "--token)")
     server.add_argument("--threads", type=int, default=8,
-                        help="threads running store calls (default: 8)")
+                        help="threads running store calls, per worker (default: 8)")
+    server.add_argument("--workers", type=int, default=None,
+                        help="server processes sharing the port, the store and the artifact "
+                        "store; a worker that dies is restarted, SIGTERM/SIGINT stops them all "
+                        "(default: $LABTRACK_SERVER_WORKERS, else 1). Several workers suit "
+                        "PostgreSQL best; on SQLite they share one writer at a time")
     server.add_argument("--admin", action="append", default=None, metavar="USER",
                         help="a registry admin (repeatable; default: the single --token user)")
     server.add_argument("--default-permission", default="CAN_READ",

@@ -59,7 +59,9 @@ class ServerContext:
         self.webhooks = WebhookDispatcher(self.store, settings.webhook_allowed_hosts)
         self.registry = RegistryService(self.tracking, settings, self.webhooks,
                                         present_uri=self.wire.public_uri)
-        self.webhooks.resume_pending()
+        # Left-over deliveries now, and those of a process that died (several server
+        # processes may share the store) every minute.
+        self.webhooks.start_resuming()
         self.proxy = self.tracking.repository(artifact_root_uri(self.store.artifact_root))
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="labtrack-store")
 

@@ -21,6 +21,7 @@ import signal
 from dataclasses import replace
 
 import tornado.httpserver
+import tornado.netutil
 import tornado.web
 
 import labtrack
@@ -30,12 +31,15 @@ from labtrack.errors import InvalidParameterValue
 from labtrack.server.context import ServerContext
 from labtrack.server.handlers import handler_classes
 from labtrack.server.routes import route_table
+from labtrack.server.workers import configure_logging, supervise
 from labtrack.services.accounts import AccountService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import open_store
 from labtrack.store.object_store import ObjectStoreSettings
 
 TOKEN_ENV = "LABTRACK_SERVER_TOKEN"
+WORKERS_ENV = "LABTRACK_SERVER_WORKERS"
+WORKER_HEADER = "X-Labtrack-Worker"
 log = logging.getLogger("labtrack.server")
 
 
@@ -85,6 +89,9 @@ class TokenAuthenticatedHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
+        # Which server process answered (``labtrack server --workers``): for logs and load
+        # checks; a process id tells a client nothing it could use.
+        self.set_header(WORKER_HEADER, str(os.getpid()))
 
 
 def make_app(context: ServerContext, tokens: dict[str, str],
@@ -156,61 +163,101 @@ def serve(
     token_file: str | None = None,
     registry: RegistrySettings | None = None,
     s3_endpoint_url: str | None = None,
-) -> None:
-    """Run the server until SIGINT/SIGTERM.
+    workers: int = 1,
+) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit code (0: stopped cleanly).
 
     The store's users with their tokens (``labtrack users`` / ``labtrack tokens``), plus one
     user with ``token`` (default: ``LABTRACK_SERVER_TOKEN``; a generated token when neither
     is given and the store has no tokens), or several with ``token_file``; ``registry`` sets
     the registry policy (admins default to the single command-line user); ``s3_endpoint_url``
     an S3-compatible endpoint for ``s3://`` artifacts (default: ``MLFLOW_S3_ENDPOINT_URL``).
+
+    ``workers`` > 1 serves from that many processes sharing the listening socket, the store
+    and the artifact store (see ``labtrack.server.workers``): this process applies the
+    store's migrations and binds the socket, then forks the workers, each of which opens its
+    own store, thread pools and webhook dispatcher.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if workers < 1:
+        raise InvalidParameterValue(f"--workers must be at least 1, not {workers}.")
+    configure_logging("supervisor" if workers > 1 else None)
     return_large_buffers_to_the_system()
     uri = backend_store_uri or config.default_tracking_uri()
+    # Opening the store applies its migrations: once, here, before any worker exists.
     store = open_store(uri, artifacts_destination)
-    accounts = AccountService(store)
+    try:
+        store_tokens = bool(AccountService(store).list_tokens())
+    except BaseException:
+        store.close()
+        raise
     generated = False
     tokens: dict[str, str] = {}
     if token_file:
         tokens = read_token_file(token_file)
     else:
         token = token or os.environ.get(TOKEN_ENV)
-        if token or not accounts.list_tokens():
+        if token or not store_tokens:
             generated = not token
             token = token or secrets.token_urlsafe(32)
             tokens = {token: user or current_user()}
     settings = registry or RegistrySettings()
     if not settings.admins and tokens and not token_file:
         settings = replace(settings, admins=frozenset(tokens.values()))
-    context = ServerContext(store, uri, threads=threads, registry_settings=settings,
-                            object_stores=ObjectStoreSettings.from_environment(s3_endpoint_url))
-    app = make_app(context, tokens, accounts)
+    object_stores = ObjectStoreSettings.from_environment(s3_endpoint_url)
+    if generated:
+        log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
 
-    async def main() -> None:
-        server = tornado.httpserver.HTTPServer(
-            app, max_body_size=context.max_upload_bytes, xheaders=True
-        )
-        server.listen(port, host)
-        url = f"http://{host}:{port}"
-        log.info("labtrack %s serving %s", labtrack.__version__, url)
-        log.info("store %s, artifacts in %s", store.location, store.artifact_root)
-        if generated:
-            log.info("token (set %s to choose one): %s", TOKEN_ENV, token)
-        log.info("users with API tokens in the store: %d (labtrack users / labtrack tokens)",
-                 len({t.user_name for t in accounts.list_tokens()}))
-        log.info("clients: MLFLOW_TRACKING_URI=%s MLFLOW_TRACKING_TOKEN=<token> "
-                 "(or LABTRACK_TRACKING_URI / LABTRACK_TRACKING_TOKEN)", url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        server.stop()
-        await server.close_all_connections()
+    def run(store, sockets=None) -> None:
+        accounts = AccountService(store)
+        context = ServerContext(store, uri, threads=threads, registry_settings=settings,
+                                object_stores=object_stores)
+        try:
+            asyncio.run(_serve_until_stopped(make_app(context, tokens, accounts), context,
+                                             accounts, host, port, sockets))
+        finally:
+            context.close()
+
+    if workers == 1:
+        run(store)
+        return 0
+    store.close()
+    sockets = tornado.netutil.bind_sockets(port, host)
+    log.info("labtrack %s: %d workers on http://%s:%d", labtrack.__version__, workers, host,
+             port)
+
+    def worker(index: int) -> None:
+        run(open_store(uri, artifacts_destination), sockets)
 
     try:
-        asyncio.run(main())
+        return supervise(workers, worker)
     finally:
-        context.close()
+        for sock in sockets:
+            sock.close()
 
+
+async def _serve_until_stopped(app: tornado.web.Application, context: ServerContext,
+                               accounts: AccountService, host: str, port: int,
+                               sockets: list | None) -> None:
+    """Serve on ``sockets`` (bound by a supervisor) or on a new socket at host:port."""
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=context.max_upload_bytes, xheaders=True
+    )
+    if sockets is None:
+        server.listen(port, host)
+    else:
+        server.add_sockets(sockets)
+    url = f"http://{host}:{port}"
+    store = context.store
+    log.info("labtrack %s serving %s", labtrack.__version__, url)
+    log.info("store %s, artifacts in %s", store.location, store.artifact_root)
+    log.info("users with API tokens in the store: %d (labtrack users / labtrack tokens)",
+             len({t.user_name for t in accounts.list_tokens()}))
+    log.info("clients: MLFLOW_TRACKING_URI=%s MLFLOW_TRACKING_TOKEN=<token> "
+             "(or LABTRACK_TRACKING_URI / LABTRACK_TRACKING_TOKEN)", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.stop()
+    await server.close_all_connections()

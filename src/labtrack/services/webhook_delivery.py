@@ -3,7 +3,14 @@
 Each (event, webhook) pair becomes a delivery row, then a worker thread POSTs it, retrying
 with exponential backoff (and ``Retry-After``) on failures; status, attempts, the response
 code and the last error are recorded, so a failed delivery is visible through the API.
-Deliveries left pending by a stopped server are resumed when the next one starts. Requests to
+Deliveries left pending by a stopped server are resumed when the next one starts.
+
+Several server processes may share one store (``labtrack server --workers N``, or several
+servers on one PostgreSQL database): every delivery is sent by exactly one of them. A sender
+claims a delivery in the store (atomically) before each attempt; the claim is renewed at every
+attempt, and one older than ``claim_timeout_seconds`` — its sender died mid-send — may be
+taken over. Each dispatcher looks for such unclaimed or stale deliveries when it starts and
+then every ``resume_interval_seconds``. Requests to
 loopback, private or link-local addresses are refused unless the host is allow-listed, and
 redirects are never followed, so a webhook cannot be used to reach internal services.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -40,12 +48,21 @@ def now_ms() -> int:
 
 class WebhookDispatcher:
     def __init__(self, store, allowed_hosts: tuple[str, ...] = (), max_attempts: int = 4,
-                 backoff_seconds: float = 0.5, timeout_seconds: float = 10.0, workers: int = 4):
+                 backoff_seconds: float = 0.5, timeout_seconds: float = 10.0, workers: int = 4,
+                 claim_timeout_seconds: float = 300.0):
+        if claim_timeout_seconds <= 2 * timeout_seconds:
+            raise ValueError("claim_timeout_seconds must exceed twice timeout_seconds: an "
+                             "attempt in progress must never look abandoned.")
         self.store = store
         self.allowed_hosts = allowed_hosts
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.timeout_seconds = timeout_seconds
+        self.claim_timeout_seconds = claim_timeout_seconds
+        # Who claims deliveries: unique per dispatcher, readable in the database.
+        self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stopped = threading.Event()
+        self._resumer: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="labtrack-webhook")
         self._session = requests.Session()
         self._in_flight = 0
@@ -101,13 +118,44 @@ class WebhookDispatcher:
             body = json.dumps({"event": str(event), "webhook_id": webhook.id,
                                "event_timestamp": now_ms(), "model_name": model_name,
                                **payload})
-            self.store.create_delivery(delivery_id, webhook.id, event, body, now_ms())
+            # Created claimed: another process resuming deliveries cannot take it meanwhile.
+            self.store.create_delivery(delivery_id, webhook.id, event, body, now_ms(),
+                                       claimed_by=self.sender_id)
             self._submit(webhook.id, delivery_id, event, body)
 
-    def resume_pending(self) -> None:
-        for delivery, body in self.store.pending_deliveries():
-            self._submit(delivery.webhook_id, delivery.id, delivery.event, body,
-                         delivery.attempts)
+    def _stale_before_ms(self) -> int:
+        return now_ms() - int(self.claim_timeout_seconds * 1000)
+
+    def _claim(self, delivery_id: str) -> bool:
+        return self.store.claim_delivery(delivery_id, self.sender_id, now_ms(),
+                                         self._stale_before_ms())
+
+    def resume_pending(self) -> int:
+        """Send the pending deliveries no live sender holds (left by a stopped or dead
+        server); returns how many this dispatcher claimed."""
+        claimed = 0
+        for delivery, body in self.store.pending_deliveries(self._stale_before_ms()):
+            if self._claim(delivery.id):
+                claimed += 1
+                self._submit(delivery.webhook_id, delivery.id, delivery.event, body,
+                             delivery.attempts)
+        return claimed
+
+    def start_resuming(self, interval_seconds: float = 60.0) -> None:
+        """``resume_pending`` now and then every ``interval_seconds`` until ``close``, so the
+        deliveries of a process that died while others run are taken over."""
+        def loop() -> None:
+            while True:
+                try:
+                    self.resume_pending()
+                except Exception:  # a store hiccup: try again at the next round
+                    log.exception("resuming pending webhook deliveries failed")
+                if self._stopped.wait(interval_seconds):
+                    return
+
+        self._resumer = threading.Thread(target=loop, name="labtrack-webhook-resume",
+                                         daemon=True)
+        self._resumer.start()
 
     def _submit(self, webhook_id: str, delivery_id: str, event: WebhookEvent, body: str,
                 attempts_done: int = 0) -> None:
@@ -121,6 +169,10 @@ class WebhookDispatcher:
             attempt = attempts_done
             while attempt < self.max_attempts:
                 attempt += 1
+                # Renewed before every attempt: a claim that went stale while the delivery
+                # waited (in the queue or between attempts) may have passed to another sender.
+                if not self._claim(delivery_id):
+                    return
                 webhook = self.store.get_webhook(webhook_id)
                 if webhook is None:
                     return  # deleted meanwhile: its deliveries went with it
@@ -138,7 +190,10 @@ class WebhookDispatcher:
                         log.warning("webhook %s: %s not delivered after %d attempt(s): %s",
                                     webhook_id, event, attempt, error)
                     return
-                time.sleep(max(retry_after, self.backoff_seconds * 2 ** (attempt - 1)))
+                # Retry-After is honoured up to half the claim timeout, so the claim (renewed
+                # before the next attempt) never looks abandoned while this sender waits.
+                time.sleep(min(max(retry_after, self.backoff_seconds * 2 ** (attempt - 1)),
+                               self.claim_timeout_seconds / 2 - self.timeout_seconds))
         except Exception:  # never let a worker die silently
             log.exception("webhook %s: delivery %s crashed", webhook_id, delivery_id)
         finally:
@@ -187,7 +242,8 @@ class WebhookDispatcher:
         body = json.dumps({"event": str(event), "webhook_id": webhook.id,
                            "event_timestamp": now_ms(), "test": True,
                            "text": "This is a test delivery from labtrack."})
-        self.store.create_delivery(delivery_id, webhook.id, event, body, now_ms())
+        self.store.create_delivery(delivery_id, webhook.id, event, body, now_ms(),
+                                   claimed_by=self.sender_id)
         status, error, _ = self._post(webhook, delivery_id, event, body)
         delivered = status is not None and 200 <= status < 300
         self.store.update_delivery(
@@ -207,5 +263,8 @@ class WebhookDispatcher:
         return True
 
     def close(self) -> None:
+        self._stopped.set()
+        if self._resumer is not None:
+            self._resumer.join(timeout=self.timeout_seconds)
         self._executor.shutdown(wait=False, cancel_futures=False)
         self._session.close()

@@ -398,3 +398,16 @@ def m005_accounts(db: Database) -> None:
         CREATE INDEX api_tokens_user ON api_tokens (user_name)
         """,
     )
+
+
+@migrations()
+def m006_delivery_claims(db: Database) -> None:
+    _run(
+        db,
+        """
+        -- Which server process sends a pending delivery, and since when: several processes
+        -- share the store, and a claim taken by one that died becomes stale after a timeout.
+        ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
+        ALTER TABLE webhook_deliveries ADD COLUMN claim_time INTEGER
+        """,
+    )

@@ -364,6 +364,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX api_tokens_user ON api_tokens (user_name)
 """),
+    ("m006_delivery_claims", """
+        -- Which server process sends a pending delivery, and since when: several processes
+        -- share the store, and a claim taken by one that died becomes stale after a timeout.
+        ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT COLLATE "C";
+        ALTER TABLE webhook_deliveries ADD COLUMN claim_time BIGINT
+"""),
 ]
 
 

@@ -269,7 +269,15 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def create_delivery(self, delivery_id: str, webhook_id: str, event: WebhookEvent,
-                        payload: str, time_ms: int) -> None: ...
+                        payload: str, time_ms: int, claimed_by: str | None = None) -> None:
+        """A PENDING delivery; with ``claimed_by``, already claimed by that sender."""
+
+    @abstractmethod
+    def claim_delivery(self, delivery_id: str, claimed_by: str, time_ms: int,
+                       stale_before_ms: int) -> bool:
+        """Atomically make ``claimed_by`` the one sender of a PENDING delivery: True when the
+        delivery was unclaimed, already ``claimed_by``'s (renewing the claim), or claimed
+        before ``stale_before_ms`` by a sender presumed dead; False otherwise."""
 
     @abstractmethod
     def update_delivery(self, delivery_id: str, status: DeliveryStatus, attempts: int,
@@ -281,5 +289,7 @@ class RegistryStore(ABC):
         """Newest first."""
 
     @abstractmethod
-    def pending_deliveries(self) -> list[tuple[WebhookDelivery, str]]:
-        """Deliveries not finished yet, with their payloads (resumed after a restart)."""
+    def pending_deliveries(self, stale_before_ms: int) -> list[tuple[WebhookDelivery, str]]:
+        """Deliveries not finished yet that no live sender holds (unclaimed, or claimed
+        before ``stale_before_ms``), with their payloads, oldest first (resumed after a
+        restart; ``claim_delivery`` decides who sends each)."""

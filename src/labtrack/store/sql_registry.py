@@ -692,12 +692,25 @@ class SqlRegistryMixin(RegistryStore):
         webhooks = [_webhook_entity(row) for row in rows]
         return [webhook for webhook in webhooks if event in webhook.events]
 
-    def create_delivery(self, delivery_id, webhook_id, event, payload, time_ms):
+    def create_delivery(self, delivery_id, webhook_id, event, payload, time_ms,
+                        claimed_by=None):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO webhook_deliveries (delivery_id, webhook_id, event, payload, "
-                "status, attempts, creation_time) VALUES (?, ?, ?, ?, 'PENDING', 0, ?)",
-                (delivery_id, webhook_id, str(event), payload, time_ms))
+                "status, attempts, creation_time, claimed_by, claim_time) "
+                "VALUES (?, ?, ?, ?, 'PENDING', 0, ?, ?, ?)",
+                (delivery_id, webhook_id, str(event), payload, time_ms, claimed_by,
+                 None if claimed_by is None else time_ms))
+
+    def claim_delivery(self, delivery_id, claimed_by, time_ms, stale_before_ms):
+        # One statement: of several processes claiming the same row, exactly one matches.
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE webhook_deliveries SET claimed_by = ?, claim_time = ? "
+                "WHERE delivery_id = ? AND status = 'PENDING' "
+                "AND (claimed_by IS NULL OR claimed_by = ? OR claim_time < ?)",
+                (claimed_by, time_ms, delivery_id, claimed_by, stale_before_ms))
+        return cursor.rowcount > 0
 
     def update_delivery(self, delivery_id, status, attempts, time_ms, response_status,
                         last_error):
@@ -725,8 +738,10 @@ class SqlRegistryMixin(RegistryStore):
                                    "LIMIT ?", (webhook_id, max_results))
         return [self._delivery_entity(row) for row in rows]
 
-    def pending_deliveries(self):
-        rows = self._delivery_rows("status = 'PENDING' ORDER BY creation_time", ())
+    def pending_deliveries(self, stale_before_ms):
+        rows = self._delivery_rows(
+            "status = 'PENDING' AND (claimed_by IS NULL OR claim_time < ?) "
+            "ORDER BY creation_time", (stale_before_ms,))
         return [(self._delivery_entity(row), row[9]) for row in rows]
 
 
