@@ -154,21 +154,16 @@ def _command(kind: str, port: int, token: str, base: Path, store: Path,
             f"--LabTrack.tracking_uri={store}",
             f"--LabTrack.artifacts_destination={store / 'artifacts'}",
         ]
-    if kind == "standalone-s3":
-        return [
-            str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", str(store), "--artifacts-destination", s3_root,
-            "--s3-endpoint-url", s3_endpoint_url, "--token", token,
-        ]
+    artifacts = ["--artifacts-destination", s3_root, "--s3-endpoint-url", s3_endpoint_url] \
+        if s3_root else ["--artifacts-destination", str(store / "artifacts")]
     return [
         str(bin_dir / "labtrack"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", backend_uri, "--artifacts-destination", str(store / "artifacts"),
-        "--token", token,
+        "--backend-store-uri", backend_uri, *artifacts, "--token", token,
     ]
 
 
 def _start(kind: str, base: Path, s3=None, backend_uri: str | None = None):
-    """Start one server (``s3``: the S3 endpoint of a ``standalone-s3`` server;
+    """Start one server (``s3``: the S3 endpoint of a server keeping artifacts in S3;
     ``backend_uri``: its database, default SQLite in ``base/store``); returns
     (process, TrackingServer). Retries if the port was taken."""
     store = base / "store"
@@ -223,10 +218,12 @@ class ServerPool:
         if kind not in self.running:
             s3 = self.request.getfixturevalue("s3_endpoint") if kind.endswith("-s3") else None
             backend_uri = None
-            if kind == "standalone-postgres":
-                # Its own schema: the store contract tests empty their tables between tests.
+            if "-postgres" in kind:
+                # A schema per server: the store contract tests empty their tables between
+                # tests, and each server records its own artifact root.
                 backend_uri = postgres_schema_url(
-                    self.request.getfixturevalue("postgres_url"), "compat")
+                    self.request.getfixturevalue("postgres_url"),
+                    "compat" if s3 is None else "compat_s3")
             base = self.tmp_path_factory.mktemp(f"server-{kind}")
             self.running[kind] = _start(kind, base, s3, backend_uri)
         return self.running[kind][1]
@@ -245,10 +242,10 @@ def server_pool(request, tmp_path_factory):
         pool.stop()
 
 
-# The hosts every compatibility test runs against; the artifact tests add a standalone
-# server keeping its artifacts in S3 (see ``ARTIFACT_SERVER_KINDS``).
+# The hosts every compatibility test runs against; the artifact, model and registry tests
+# add the team setup: a standalone server on PostgreSQL keeping its artifacts in S3.
 SERVER_KINDS = ["jupyter", "standalone", "standalone-postgres"]
-ARTIFACT_SERVER_KINDS = [*SERVER_KINDS, "standalone-s3"]
+ARTIFACT_SERVER_KINDS = [*SERVER_KINDS, "standalone-postgres-s3"]
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)

@@ -30,9 +30,10 @@ class TrackingServer(NamedTuple):
 
     @property
     def kind(self) -> str:
-        if self.s3 is not None:
-            return "standalone-s3"
-        return "jupyter" if self.uri.endswith("/labtrack") else "standalone"
+        if self.uri.endswith("/labtrack"):
+            return "jupyter"
+        return "-".join(["standalone"] + (["postgres"] if self.backend == "postgresql" else [])
+                        + (["s3"] if self.s3 is not None else []))
 
     def stored_location(self, artifact_uri: str) -> str:
         """Where the artifacts behind an ``mlflow-artifacts:/…`` URI are kept: a folder or
