@@ -75,9 +75,7 @@ def ray_head():
     """A real local Ray head node (127.0.0.1, free ports, its own temp folder), started once
     for these tests and stopped after them, so it does not idle through the rest of the
     suite."""
-    pytest.importorskip("ray.job_submission", reason='Ray is part of the test extra: '
-                        'pip install -e ".[test]"')
-    from tests.ray_head import start_ray_head
+    from tests.ray_head import start_ray_head  # Ray comes with the test extra
 
     head = start_ray_head()
     try:

@@ -82,14 +82,17 @@ def chromium_path() -> str | None:
 
 @contextmanager
 def browser_page():
-    """A page on the fake origin, or a pytest skip when no browser can be started."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    """A page on the fake origin; the test fails, as the JupyterLab browser tests do, when
+    Chromium cannot be started (.ci/run installs Debian's chromium)."""
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=chromium_path(),
                                                  args=["--no-sandbox"])
         except Exception as error:  # no Chromium on this machine
-            pytest.skip(f"no Chromium to render widgets in: {error}")
+            pytest.fail(f"no Chromium to render widgets in (apt-get install chromium): "
+                        f"{error}")
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
 
