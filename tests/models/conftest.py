@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
+
+from tests import standalone_server
 
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "120"}
@@ -116,53 +113,14 @@ class LabtrackServer:
     store: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def labtrack_server(tmp_path_factory):
     """A real ``labtrack server`` subprocess on loopback (module-scoped)."""
     base = tmp_path_factory.mktemp("labtrack-server")
     store = base / "store"
     token = secrets.token_hex(8)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LABTRACK_", "MLFLOW_"))}
-    env.update(LABTRACK_HOME=str(base / "home"), PYTHONUNBUFFERED="1")
-    command = [str(Path(sys.executable).parent / "labtrack"), "server", "--host", "127.0.0.1",
-               "--backend-store-uri", str(store), "--artifacts-destination",
-               str(store / "artifacts"), "--token", token, "--port"]
-    for attempt in range(5):
-        port = _free_port()
-        log = base / f"server-{attempt}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command + [str(port)], env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/health", timeout=5, headers={
-                        "Authorization": f"Bearer {token}"}).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        if process.poll() is None and time.monotonic() < deadline:
-            try:
-                yield LabtrackServer(url, token, store)
-            finally:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            return
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if "in use" not in log.read_text(errors="replace").lower():
-            raise RuntimeError(f"labtrack server did not start:\n{log.read_text()}")
-    raise RuntimeError("labtrack server: no free port")
+    with standalone_server.labtrack_server(
+            base, ["--backend-store-uri", str(store), "--artifacts-destination",
+                   str(store / "artifacts"), "--token", token], token,
+            START_TIMEOUT_S) as url:
+        yield LabtrackServer(url, token, store)

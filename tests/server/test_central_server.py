@@ -8,13 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,8 +16,8 @@ import requests
 from labtrack import config
 from labtrack.client import TrackingClient
 from tests.server.conftest import ARTIFACTS, LABTRACK, MLFLOW
+from tests.standalone_server import free_port, labtrack_server
 
-START_TIMEOUT_S = 60
 NOTEBOOK_PATH_TAG = "labtrack.notebook.path"
 
 
@@ -36,12 +30,6 @@ class Central:
         return TrackingClient(self.url, token=self.tokens[user])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def central(tmp_path_factory):
     """``labtrack server`` on loopback: ann and bob with tokens, everyone may edit models."""
@@ -49,38 +37,10 @@ def central(tmp_path_factory):
     tokens = {"ann": secrets.token_hex(16), "bob": secrets.token_hex(16)}
     token_file = base / "tokens"
     token_file.write_text("".join(f"{user}:{token}\n" for user, token in tokens.items()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABTRACK_", "MLFLOW_"))}
-    env.update(LABTRACK_HOME=str(base / "home"), PYTHONUNBUFFERED="1")
-    port = _free_port()
-    log = base / "server.log"
-    command = [str(Path(sys.executable).parent / "labtrack"), "server", "--host", "127.0.0.1",
-               "--port", str(port), "--backend-store-uri", str(base / "store"),
-               "--token-file", str(token_file), "--default-permission", "CAN_EDIT"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=5, headers={
-                    "Authorization": f"Bearer {tokens['ann']}"}).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"labtrack server did not start:\n{log.read_text()}")
-    try:
+    with labtrack_server(base, ["--backend-store-uri", str(base / "store"),
+                                "--token-file", str(token_file),
+                                "--default-permission", "CAN_EDIT"], tokens["ann"]) as url:
         yield Central(url, tokens)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -92,7 +52,7 @@ def labtrack_config(request, central):
         return {"tracking_uri": central.url, "tracking_token": central.tokens["ann"],
                 "max_upload_bytes": 1024}
     if which == "down":
-        return {"tracking_uri": f"http://127.0.0.1:{_free_port()}", "tracking_token": "t"}
+        return {"tracking_uri": f"http://127.0.0.1:{free_port()}", "tracking_token": "t"}
     token = central.tokens["ann"] if which == "ann" else "not-a-token"
     return {"tracking_uri": central.url, "tracking_token": token}
 
