@@ -19,6 +19,7 @@ from labtrack.client import TrackingClient
 from labtrack.entities import RunStatus
 from labtrack.widgets._encoding import decode_series, encode_series, json_number
 from labtrack.widgets._fallback import html_table, png_charts
+from labtrack.widgets._refresh import CoalescedRefresh
 
 STATIC = Path(__file__).parent / "static"
 
@@ -50,9 +51,8 @@ class LiveRun(anywidget.AnyWidget):
         self._keys = list(keys) if keys else None
         self._max_points = max_points
         self._lock = threading.Lock()
-        self._last_refresh = 0.0
-        self._deferred: threading.Timer | None = None
-        self._closed = threading.Event()
+        self._refreshes = CoalescedRefresh(self.refresh)
+        self._closed = self._refreshes.closed
         super().__init__(run_id=run_id, **kwargs)
         self._client.flush()  # points logged before the widget existed
         self.refresh()
@@ -69,7 +69,7 @@ class LiveRun(anywidget.AnyWidget):
         Reads the store directly (never flushes the writer): it runs on the writer's thread
         when the writer announces new points."""
         with self._lock:
-            self._last_refresh = time.monotonic()
+            self._refreshes.last = time.monotonic()
             try:
                 run = self._client.service.get_run(self.run_id)
                 series = self._client.service.get_metric_history_downsampled(
@@ -95,20 +95,8 @@ class LiveRun(anywidget.AnyWidget):
         return sum(entry["total_points"] for entry in self.series_index)
 
     def _on_write(self, run_ids: set[str]) -> None:
-        if self.run_id not in run_ids or self._closed.is_set():
-            return
-        wait = self.min_interval - (time.monotonic() - self._last_refresh)
-        if wait <= 0:
-            self.refresh()
-        elif self._deferred is None or not self._deferred.is_alive():
-            # Coalesce bursts of writes into one refresh at the end of the interval.
-            self._deferred = threading.Timer(wait, self._deferred_refresh)
-            self._deferred.daemon = True
-            self._deferred.start()
-
-    def _deferred_refresh(self) -> None:
-        if not self._closed.is_set():
-            self.refresh()
+        if self.run_id in run_ids:
+            self._refreshes.request(self.min_interval)
 
     def _poll(self) -> None:
         delay, seen = 1.0, self.total_points
@@ -121,10 +109,8 @@ class LiveRun(anywidget.AnyWidget):
             delay = 1.0 if changed else min(delay * 1.5, 15.0)
 
     def close(self) -> None:
-        self._closed.set()
+        self._refreshes.close()
         self._client._writer.remove_listener(self._on_write)
-        if self._deferred is not None:
-            self._deferred.cancel()
         super().close()
 
     def _repr_mimebundle_(self, **kwargs):

@@ -39,6 +39,7 @@ from labtrack.services.downsampling import X_AXES
 from labtrack.widgets._encoding import decode_series, encode_series
 from labtrack.widgets._fallback import html_table
 from labtrack.widgets._plots import ema, html_figure, line_charts_png, number_text
+from labtrack.widgets._refresh import CoalescedRefresh
 from labtrack.widgets._runs import color_for, load_runs, run_entries
 from labtrack.widgets.live_run import STATIC
 
@@ -135,9 +136,8 @@ class MetricChart(anywidget.AnyWidget):
         # The keys the user chose (None: every key), apart from the trait, which a read
         # rewrites: the widget may change the keys and the x axis in one message.
         self._chosen_keys = None if keys is None else list(keys)
-        self._last_refresh = 0.0
-        self._deferred: threading.Timer | None = None
-        self._closed = threading.Event()
+        self._refreshes = CoalescedRefresh(self._read)
+        self._closed = self._refreshes.closed
         super().__init__(run_ids=list(run_ids), metric_keys=list(keys or []), x_axis=x_axis,
                          max_points=max_points, smoothing=smoothing, log_y=log_y, **kwargs)
         self._quiet = False
@@ -198,14 +198,14 @@ class MetricChart(anywidget.AnyWidget):
         except Exception as error:  # shown in the widget rather than raised in a cell
             self._read([str(error)])
             return
-        if self._last_refresh < started:  # else the flush's own announcement just read
+        if self._refreshes.last < started:  # else the flush's own announcement just read
             self._read()
 
     def _read(self, problems: list[str] | None = None) -> None:
         """Read the store (never flushing the writer: this runs on the writer's thread when
         it announces new points) and replace the data traits in one message."""
         with self._lock:
-            self._last_refresh = time.monotonic()
+            self._refreshes.last = time.monotonic()
             try:
                 runs, unreadable = load_runs(self._client.service, self.run_ids)
                 problems = [*(problems or []), *unreadable]
@@ -268,30 +268,16 @@ class MetricChart(anywidget.AnyWidget):
     # -- live updates and messages -----------------------------------------------------------
 
     def _on_write(self, run_ids: set[str]) -> None:
-        if self._closed.is_set() or not run_ids.intersection(self.run_ids):
-            return
-        wait = self.min_interval - (time.monotonic() - self._last_refresh)
-        if wait <= 0:
-            self._read()
-        elif self._deferred is None or not self._deferred.is_alive():
-            # Coalesce bursts of writes into one read at the end of the interval.
-            self._deferred = threading.Timer(wait, self._deferred_read)
-            self._deferred.daemon = True
-            self._deferred.start()
-
-    def _deferred_read(self) -> None:
-        if not self._closed.is_set():
-            self._read()
+        if run_ids.intersection(self.run_ids):
+            self._refreshes.request(self.min_interval)
 
     def _on_message(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == "refresh":
             self.refresh()
 
     def close(self) -> None:
-        self._closed.set()
+        self._refreshes.close()
         self._client._writer.remove_listener(self._on_write)
-        if self._deferred is not None:
-            self._deferred.cancel()
         super().close()
 
     # -- static fallback ---------------------------------------------------------------------
