@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -167,7 +168,7 @@ class SqliteStore(SqlAccountsMixin, SqlStore):
 
     def _initialize(self) -> None:
         conn = self._conn()
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         db = Database(conn)
         # Several processes may open a new store at once: the immediate transaction makes
         # them apply the migrations one after the other, each seeing what the previous did.
@@ -175,6 +176,24 @@ class SqliteStore(SqlAccountsMixin, SqlStore):
             migrations.apply(db)
             self._bootstrap(conn, self._requested_artifact_root,
                             str(self.path.parent / "artifacts"))
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new database to WAL takes an exclusive lock, and SQLite answers
+        # SQLITE_BUSY at once, without the busy handler, when another process is doing the
+        # same: retry within the busy timeout rather than fail an opener that raced another.
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     def close(self) -> None:
         for conn in list(self._connections):
