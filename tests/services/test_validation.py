@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labtrack.entities import Metric, Param, RunTag
-from labtrack.errors import InvalidParameterValue, ParamValueConflict
+from labtrack.entities import Metric, Param, RunStatus, RunTag
+from labtrack.errors import InvalidParameterValue, ParamValueConflict, ResourceDoesNotExist
 from labtrack.services import validation
 
 
@@ -217,10 +217,33 @@ def test_writes_to_a_deleted_run_are_refused(service, run_id):
         lambda: service.log_param(run_id, "p", "v"),
         lambda: service.set_tag(run_id, "t", "v"),
         lambda: service.log_metric_columns(run_id, {"m": ([1.0], [1], [0])}),
+        lambda: service.end_run(run_id, metric_columns={"m": ([1.0], [1], [0])}),
     ):
         with pytest.raises(InvalidParameterValue, match="must be in the 'active' state. "
                                                         "Current state is deleted"):
             call()
+    run = service.get_run(run_id)
+    assert (run.data.metrics, run.data.params, run.info.status) == ({}, {}, RunStatus.RUNNING)
+    assert "t" not in run.data.tags
+
+
+def test_writes_to_a_missing_run_or_a_deleted_experiment_are_refused(service):
+    missing = "0" * 32
+    for call in (
+        lambda: service.log_batch(missing, params=[Param("p", "v")]),
+        lambda: service.log_metric_columns(missing, {"m": ([1.0], [1], [0])}),
+        lambda: service.end_run(missing),
+    ):
+        with pytest.raises(ResourceDoesNotExist, match=f"Run with id={missing} not found"):
+            call()
+    with pytest.raises(ResourceDoesNotExist, match="No Experiment with id=424242 exists"):
+        service.create_run("424242")
+    experiment_id = service.create_experiment("gone")
+    service.delete_experiment(experiment_id)
+    with pytest.raises(InvalidParameterValue, match=f"The experiment {experiment_id} must be "
+                                                    "in the 'active' state"):
+        service.create_run(experiment_id)
+    assert list(service.search_runs([experiment_id], run_view_type="ALL")) == []
 
 
 def test_buffered_columns_are_validated_too(service, run_id):

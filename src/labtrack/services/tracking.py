@@ -112,6 +112,26 @@ def _check_columns(columns) -> None:
                 validation.int64("step", s, f"metric '{key}'")
 
 
+def _require_active_experiment(experiment_id: str, lifecycle_stage: str | None) -> None:
+    if lifecycle_stage is None:
+        raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
+    if lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidParameterValue(
+            f"The experiment {experiment_id} must be in the 'active' state. Current state "
+            f"is {lifecycle_stage}."
+        )
+
+
+def _require_active_run(run_id: str, lifecycle_stage: str | None) -> None:
+    if lifecycle_stage is None:
+        raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+    if lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidParameterValue(
+            f"The run {run_id} must be in the 'active' state. Current state is "
+            f"{lifecycle_stage}."
+        )
+
+
 _is_float = float.__instancecheck__
 _INT = {int}  # exactly int: bool is an int subclass but not a timestamp or a step
 _FLOAT = {float}
@@ -283,11 +303,7 @@ class TrackingService:
 
     def _active_experiment(self, experiment_id: str) -> Experiment:
         experiment = self.get_experiment(experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidParameterValue(
-                f"The experiment {experiment_id} must be in the 'active' state. Current state "
-                f"is {experiment.lifecycle_stage}."
-            )
+        _require_active_experiment(experiment_id, experiment.lifecycle_stage)
         return experiment
 
     # -- runs --------------------------------------------------------------------------------
@@ -300,9 +316,8 @@ class TrackingService:
         tags: Mapping[str, str] | None = None,
         run_name: str | None = None,
     ) -> Run:
-        experiment = self._active_experiment(
-            DEFAULT_EXPERIMENT_ID if experiment_id in (None, "") else str(experiment_id)
-        )
+        experiment_id = validation.validate_experiment_id(
+            DEFAULT_EXPERIMENT_ID if experiment_id in (None, "") else str(experiment_id))
         checked_tags = dict(validation.validate_tag(k, v) for k, v in (tags or {}).items())
         tag_name = checked_tags.get(RUN_NAME_TAG)
         if run_name and tag_name and run_name != tag_name:
@@ -316,12 +331,13 @@ class TrackingService:
             "start_time", start_time, "the run", minimum=0)
         return self.store.create_run(
             run_id=uuid.uuid4().hex,
-            experiment_id=experiment.experiment_id,
+            experiment_id=experiment_id,
             user_id=user_id or "",
             run_name=name,
             start_time=start,
             status=RunStatus.RUNNING,
             tags=checked_tags,
+            guard=_require_active_experiment,
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -338,11 +354,7 @@ class TrackingService:
 
     def _active_run(self, run_id: str) -> RunInfo:
         info = self.get_run_info(run_id)
-        if info.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidParameterValue(
-                f"The run {run_id} must be in the 'active' state. Current state is "
-                f"{info.lifecycle_stage}."
-            )
+        _require_active_run(run_id, info.lifecycle_stage)
         return info
 
     def update_run(
@@ -404,8 +416,8 @@ class TrackingService:
                 "the request contains only one param value per param key."
             )
         checked_tags = [RunTag(*validation.validate_tag(t.key, t.value)) for t in tags]
-        self._active_run(run_id)
-        self.store.log_batch(run_id, checked_metrics, checked_params, checked_tags)
+        self.store.log_batch(validation.validate_run_id(run_id), checked_metrics,
+                             checked_params, checked_tags, guard=_require_active_run)
 
     def log_metric_columns(
         self,
@@ -418,8 +430,8 @@ class TrackingService:
         request), but every key and value is still checked.
         """
         _check_columns(columns)
-        self._active_run(run_id)
-        self.store.append_metric_columns(run_id, columns)
+        self.store.append_metric_columns(validation.validate_run_id(run_id), columns,
+                                         guard=_require_active_run)
 
     def end_run(
         self,
@@ -434,8 +446,8 @@ class TrackingService:
         end = now_ms() if end_time is None else validation.int64(
             "end_time", end_time, f"run {run_id}", minimum=0)
         _check_columns(metric_columns or {})
-        self._active_run(run_id)
-        return self.store.finish_run(run_id, metric_columns or {}, checked_status, end)
+        return self.store.finish_run(validation.validate_run_id(run_id), metric_columns or {},
+                                     checked_status, end, guard=_require_active_run)
 
     def log_inputs(
         self, run_id: str, datasets: Sequence[DatasetInput] = (),

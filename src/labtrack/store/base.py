@@ -9,7 +9,7 @@ something that does not exist return ``None``; the service decides what that mea
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from labtrack.entities import (
@@ -29,6 +29,12 @@ from labtrack.entities import (
 )
 from labtrack.store.query import Comparison, OrderTerm
 from labtrack.store.registry import RegistryStore
+
+#: A service's rule for a write, called by the store inside the write's transaction before
+#: anything is written, with the id and the lifecycle stage of the experiment or run written
+#: to (``None``: there is none). It raises to refuse the write. Checking there costs no
+#: separate read, and no concurrent delete can slip in between the check and the write.
+LifecycleGuard = Callable[[str, "str | None"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +126,10 @@ class Store(RegistryStore, ABC):
         start_time: int,
         status: RunStatus,
         tags: dict[str, str],
+        guard: LifecycleGuard | None = None,
     ) -> Run:
-        """The run's artifact URI is ``<experiment artifact location>/<run_id>/artifacts``."""
+        """The run's artifact URI is ``<experiment artifact location>/<run_id>/artifacts``.
+        ``guard`` sees the experiment."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run | None: ...
@@ -151,16 +159,19 @@ class Store(RegistryStore, ABC):
         metrics: Sequence[Metric],
         params: Sequence[Param],
         tags: Sequence[RunTag],
+        guard: LifecycleGuard | None = None,
     ) -> None:
         """Write everything in one transaction. Metrics are appended to the history in the
         given order, and the latest values and summaries follow. An existing param with a
-        different value raises ``ParamValueConflict`` and nothing is written."""
+        different value raises ``ParamValueConflict`` and nothing is written. ``guard``, like
+        that of the two methods below, sees the run."""
 
     @abstractmethod
     def append_metric_columns(
         self,
         run_id: str,
         columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]],
+        guard: LifecycleGuard | None = None,
     ) -> None:
         """Append ``{key: (values, timestamps, steps)}`` to the run's histories in one
         transaction: the bulk path of buffered logging, no per-point objects needed."""
@@ -172,6 +183,7 @@ class Store(RegistryStore, ABC):
         columns: Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]],
         status: RunStatus,
         end_time: int,
+        guard: LifecycleGuard | None = None,
     ) -> RunInfo:
         """Append the run's last buffered points and set its final status in one
         transaction (ending a run is the hottest write of a sweep)."""

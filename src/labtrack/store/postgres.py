@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 from labtrack.errors import InvalidParameterValue
 from labtrack.store import postgres_migrations
 from labtrack.store.artifacts import normalize_artifact_root
+from labtrack.store.base import LifecycleGuard
 from labtrack.store.sql import SqlStore
 from labtrack.store.sql_accounts import SqlAccountsMixin
 from labtrack.store.sql_query import Dialect
@@ -192,8 +193,11 @@ class PostgresStore(SqlAccountsMixin, SqlStore):
     def _savepoint(self, conn: _Connection):
         return conn.raw.transaction()
 
-    def _lock_run(self, conn, run_id: str) -> None:
-        conn.execute("SELECT 1 FROM runs WHERE run_uuid = ? FOR NO KEY UPDATE", (run_id,))
+    def _lock_run(self, conn, run_id: str, guard: LifecycleGuard | None) -> None:
+        row = conn.execute("SELECT lifecycle_stage FROM runs WHERE run_uuid = ? "
+                           "FOR NO KEY UPDATE", (run_id,)).fetchone()
+        if guard is not None:
+            guard(run_id, row and row[0])
 
     def _insert_points(self, conn, series_id, first_seq, steps, timestamps, values) -> None:
         if len(values) < _COPY_THRESHOLD:

@@ -43,7 +43,7 @@ from labtrack.entities import (
 )
 from labtrack.errors import ParamValueConflict, ResourceAlreadyExists
 from labtrack.store.artifacts import artifact_root_uri, join_artifact_uri
-from labtrack.store.base import MetricBucket, MetricSeriesInfo, Store
+from labtrack.store.base import LifecycleGuard, MetricBucket, MetricSeriesInfo, Store
 from labtrack.store.metric_summary import LEVEL_SHIFTS, LEVEL_SIZES, coarsen, summarize
 from labtrack.store.query import Comparison, Entity
 from labtrack.store.sql_query import Dialect, keyed_condition, plain_values, value_condition
@@ -159,9 +159,14 @@ class SqlStore(SqlRegistryMixin, Store):
         the whole transaction on an error unless a savepoint limits it)."""
         return _NO_SAVEPOINT
 
-    def _lock_run(self, conn, run_id: str) -> None:
+    def _lock_run(self, conn, run_id: str, guard: LifecycleGuard | None) -> None:
         """Make writes to one run's data wait for each other (metric sequence numbers and
-        write-once params are read, then written). SQLite writers are serialized already."""
+        write-once params are read, then written; SQLite writers are serialized already),
+        then show the run to ``guard``."""
+        if guard is not None:
+            row = conn.execute("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?",
+                               (run_id,)).fetchone()
+            guard(run_id, row and row[0])
 
     def _insert_points(self, conn, series_id: int, first_seq: int, steps, timestamps,
                        values) -> None:
@@ -359,12 +364,17 @@ class SqlStore(SqlRegistryMixin, Store):
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, run_id, experiment_id, user_id, run_name, start_time, status, tags):
+    def create_run(self, run_id, experiment_id, user_id, run_name, start_time, status, tags,
+                   guard=None):
         with self._write() as conn:
-            location = conn.execute(
-                "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+            found = conn.execute(
+                "SELECT artifact_location, lifecycle_stage FROM experiments "
+                "WHERE experiment_id = ?",
                 (_as_int(experiment_id),),
-            ).fetchone()[0]
+            ).fetchone()
+            if guard is not None:
+                guard(experiment_id, found and found[1])
+            location = found[0]
             artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
             conn.execute(
                 "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, "
@@ -496,9 +506,9 @@ class SqlStore(SqlRegistryMixin, Store):
                 (str(stage), deleted_time, run_id),
             )
 
-    def log_batch(self, run_id, metrics, params, tags):
+    def log_batch(self, run_id, metrics, params, tags, guard=None):
         with self._write() as conn:
-            self._lock_run(conn, run_id)
+            self._lock_run(conn, run_id, guard)
             if params:
                 self._insert_params(conn, run_id, params)
             if tags:
@@ -516,24 +526,28 @@ class SqlStore(SqlRegistryMixin, Store):
                 self._append_metrics(conn, run_id, metrics)
 
     def _insert_params(self, conn, run_id: str, params: Sequence[Param]) -> None:
-        existing = dict(
+        # Params are usually new: insert first and look at the stored values only when some
+        # key was there already (logging the same value again is allowed, another is not).
+        inserted = conn.executemany(
+            "INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_uuid, key) DO NOTHING",
+            [(run_id, p.key, p.value) for p in params],
+        ).rowcount
+        if inserted == len(params):
+            return
+        stored = dict(
             conn.execute(
                 f"SELECT key, value FROM params WHERE run_uuid = ? AND {self._in('key')}",
                 (run_id, self._list([p.key for p in params])),
             ).fetchall()
         )
-        new_rows = []
         for param in params:
-            old = existing.get(param.key)
-            if old is None:
-                new_rows.append((run_id, param.key, param.value))
-            elif old != param.value:
-                raise ParamValueConflict(run_id, param.key, old, param.value)
-        conn.executemany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", new_rows)
+            if stored[param.key] != param.value:
+                raise ParamValueConflict(run_id, param.key, stored[param.key], param.value)
 
-    def append_metric_columns(self, run_id, columns):
+    def append_metric_columns(self, run_id, columns, guard=None):
         with self._write() as conn:
-            self._lock_run(conn, run_id)
+            self._lock_run(conn, run_id, guard)
             self._append_columns(conn, run_id, columns)
 
     def _append_columns(self, conn, run_id, columns) -> None:
@@ -541,9 +555,9 @@ class SqlStore(SqlRegistryMixin, Store):
             if values:
                 self._append_series(conn, run_id, key, values, timestamps, steps)
 
-    def finish_run(self, run_id, columns, status, end_time):
+    def finish_run(self, run_id, columns, status, end_time, guard=None):
         with self._write() as conn:
-            self._lock_run(conn, run_id)
+            self._lock_run(conn, run_id, guard)
             self._append_columns(conn, run_id, columns)
             conn.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
                          (str(status), end_time, run_id))
