@@ -1,11 +1,10 @@
 """``MetricWriter``: buffered metric logging that never stalls a training loop.
 
-``add()`` appends a point to per-series column lists and returns; a daemon thread writes
-everything buffered every ``interval`` seconds (sooner when a lot is waiting), one
-transaction per run. ``flush()`` is a barrier: when it returns, every point added before the
-call is stored. An error while storing is kept and raised by the next ``add()``/``flush()``,
-never swallowed. At interpreter exit and at the end of a forked child everything buffered is
-written.
+``add()`` appends a point to a queue and returns; a daemon thread writes everything queued
+every ``interval`` seconds (sooner when a lot is waiting), one transaction per run.
+``flush()`` is a barrier: when it returns, every point added before the call is stored. An
+error while storing is kept and raised by the next ``add()``/``flush()``, never swallowed. At
+interpreter exit and at the end of a forked child everything buffered is written.
 """
 
 from __future__ import annotations
@@ -16,12 +15,14 @@ import multiprocessing.util
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from labtrack.errors import LabtrackError
 
 Columns = Mapping[str, tuple[Sequence[float], Sequence[int], Sequence[int]]]
 Sink = Callable[[str, Columns], None]
+Point = tuple[str, str, float, int, int]  # run_id, key, value, timestamp, step
 
 # A writer wakes before its interval when this many points wait, and add() blocks on a flush
 # when the store cannot keep up and ten times as many are waiting.
@@ -50,11 +51,13 @@ class MetricWriter:
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        # Held while points leave the queue until they are stored: writes happen one at a
+        # time, in the order the points were added.
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
-        # {(run_id, key): [(value, timestamp, step), …]}
-        self._pending: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
-        self._count = 0
+        # The hot path is one deque.append, atomic under the GIL, so add() takes no lock.
+        # Only the holder of _flush_lock removes points, from the left.
+        self._queue: deque[Point] = deque()
         self._errors: list[BaseException] = []
         self._lost = 0
         self._thread: threading.Thread | None = None
@@ -68,24 +71,19 @@ class MetricWriter:
         """Buffer one point (already validated by the caller)."""
         if self._errors:
             self._raise_errors()
-        with self._lock:
-            points = self._pending.get((run_id, key))
-            if points is None:
-                points = self._pending[(run_id, key)] = []
-            points.append((value, timestamp, step))
-            self._count += 1
-            waiting = self._count
+        queue = self._queue
+        queue.append((run_id, key, value, timestamp, step))
         if self._thread is None:
             self._start()
-        if waiting >= WAKE_AT_POINTS:
-            if waiting >= BACKPRESSURE_AT_POINTS:
+        if len(queue) >= WAKE_AT_POINTS:
+            if len(queue) >= BACKPRESSURE_AT_POINTS:
                 self.flush()
             else:
                 self._wake.set()
 
     @property
     def pending_points(self) -> int:
-        return self._count
+        return len(self._queue)
 
     def flush(self) -> None:
         """Store everything added so far; raise if any point could not be stored."""
@@ -97,15 +95,20 @@ class MetricWriter:
         if self._errors:
             self._raise_errors()
 
-    def take(self, run_id: str) -> dict[str, tuple[tuple, tuple, tuple]]:
+    def take(self, run_id: str) -> dict[str, tuple[Sequence, Sequence, Sequence]]:
         """Remove and return the run's buffered points, ``{key: (values, timestamps,
         steps)}``, once any write in progress has finished — so the caller can store them
         together with the run's end in one transaction."""
-        with self._flush_lock, self._lock:
-            taken = {key: self._pending.pop((owner, key))
-                     for owner, key in list(self._pending) if owner == run_id}
-            self._count -= sum(len(points) for points in taken.values())
-        return {key: _columns(points) for key, points in taken.items()}
+        with self._flush_lock:
+            points = self._drain()
+            if not points:
+                return {}
+            mine = [point for point in points if point[0] == run_id]
+            if len(mine) < len(points):
+                # Other runs' points go back in front of any added meanwhile, in their order.
+                self._queue.extendleft(reversed(
+                    [point for point in points if point[0] != run_id]))
+        return _series_columns(mine).get(run_id, {})
 
     def _raise_errors(self) -> None:
         with self._lock:
@@ -131,18 +134,18 @@ class MetricWriter:
             self._wake.clear()
             self._write_pending()
 
+    def _drain(self) -> list[Point]:
+        """Everything queued so far, oldest first (the caller holds ``_flush_lock``)."""
+        popleft = self._queue.popleft
+        return [popleft() for _ in range(len(self._queue))]
+
     def _write_pending(self) -> None:
         with self._flush_lock:
-            with self._lock:
-                if not self._pending:
-                    return
-                pending, self._pending = self._pending, {}
-                self._count = 0
-            by_run: dict[str, dict[str, tuple[tuple, tuple, tuple]]] = {}
-            for (run_id, key), points in pending.items():
-                by_run.setdefault(run_id, {})[key] = _columns(points)
+            points = self._drain()
+            if not points:
+                return
             stored: set[str] = set()
-            for run_id, columns in by_run.items():
+            for run_id, columns in _series_columns(points).items():
                 try:
                     self._sink(run_id, columns)
                     stored.add(run_id)
@@ -183,10 +186,30 @@ class MetricWriter:
         self._init_state()
 
 
-def _columns(points: list[tuple[float, int, int]]) -> tuple[tuple, tuple, tuple]:
-    """``[(value, timestamp, step), …]`` → ``(values, timestamps, steps)``, at C speed."""
-    values, timestamps, steps = zip(*points)
-    return values, timestamps, steps
+def _series_columns(
+    points: list[Point],
+) -> dict[str, dict[str, tuple[Sequence, Sequence, Sequence]]]:
+    """Queued points → ``{run_id: {key: (values, timestamps, steps)}}``, each series in the
+    order its points were added."""
+    if not points:
+        return {}
+    run_ids, keys, values, timestamps, steps = zip(*points)
+    n = len(points)
+    if run_ids.count(run_ids[0]) == n and keys.count(keys[0]) == n:
+        # One series, as in a training loop: its columns come out of zip at C speed.
+        return {run_ids[0]: {keys[0]: (values, timestamps, steps)}}
+    by_run: dict[str, dict[str, tuple[list, list, list]]] = {}
+    for run_id, key, value, timestamp, step in points:
+        series = by_run.get(run_id)
+        if series is None:
+            series = by_run[run_id] = {}
+        columns = series.get(key)
+        if columns is None:
+            columns = series[key] = ([], [], [])
+        columns[0].append(value)
+        columns[1].append(timestamp)
+        columns[2].append(step)
+    return by_run
 
 
 def flush_all() -> None:
