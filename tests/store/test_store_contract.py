@@ -231,6 +231,29 @@ def test_history_keeps_duplicates_and_appends_across_batches(store):
     assert series.point_count == 5 and series.run_start_time == 1000
 
 
+def test_long_batches_are_stored_point_for_point_in_order(store):
+    # Sizes that cross every way a store may cut a long batch into statements.
+    make_run(store)
+    written = []
+    for size in (5_461, 1, 4_096, 63):
+        start = len(written)
+        values = [math.nan if (start + i) % 997 == 0 else (start + i) * 0.5 - 7.25
+                  for i in range(size)]
+        steps = [(start + i) // 3 for i in range(size)]
+        timestamps = [10**12 + start + i for i in range(size)]
+        store.append_metric_columns("r1", {"m": (values, timestamps, steps)})
+        written += zip(values, timestamps, steps)
+    history = store.get_metric_history("r1", "m")
+
+    def comparable(value):
+        return None if math.isnan(value) else value
+
+    assert [(comparable(m.value), m.timestamp, m.step) for m in history] == [
+        (comparable(v), t, s) for v, t, s in written]
+    (series,) = store.get_metric_series(["r1"], ["m"])
+    assert series.point_count == len(written) == 9_621
+
+
 def _brute_force_buckets(points, size):
     buckets = {}
     for seq, (step, timestamp, value) in enumerate(points):
