@@ -10,6 +10,7 @@ import { CompareView } from './components/CompareView';
 import { LabtrackPanel } from './components/LabtrackPanel';
 import { ModelPage } from './components/ModelPage';
 import { RunDetails } from './components/RunDetails';
+import { shortRunId } from '../widgets/lib/format';
 import { PanelModel } from './model';
 
 export namespace CommandIDs {
@@ -92,7 +93,7 @@ export function registerCommands(options: ICommandsOptions): void {
     }
   });
   app.commands.addCommand(CommandIDs.openRun, {
-    label: args => (args.runId ? `Open Run ${String(args.runId).slice(0, 8)}` : 'Open Run'),
+    label: args => (args.runId ? `Open Run ${shortRunId(String(args.runId))}` : 'Open Run'),
     execute: args => {
       const runId = String(args.runId ?? '');
       if (!runId) {

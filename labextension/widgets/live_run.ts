@@ -2,7 +2,7 @@
 // redrawn whenever the kernel pushes new points.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { LineChart } from "./lib/chart";
-import { element, formatDuration, formatNumber } from "./lib/format";
+import { element, formatDuration, formatNumber, shortRunId } from "./lib/format";
 import { decodeSeries, ISeriesEntry, toFloat64 } from "./lib/series";
 
 interface ILatest {
@@ -47,7 +47,7 @@ function render({ model, el }: RenderProps<IModel>): () => void {
     const start = model.get("start_time");
     const end = model.get("end_time") || Date.now();
     const id = model.get("run_id");
-    meta.textContent = `${id.slice(0, 8)} · ${start ? formatDuration(end - start) : ""}`;
+    meta.textContent = `${shortRunId(id)} · ${start ? formatDuration(end - start) : ""}`;
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
   }

@@ -3,7 +3,7 @@
 // request a transition or comment. Every action goes to the kernel as a command; the tables
 // come back through the widget's traits.
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { element, formatTime } from "./lib/format";
+import { element, formatTime, shortRunId } from "./lib/format";
 import {
   Actions,
   button,
@@ -229,7 +229,7 @@ function render({ model, el, experimental }: RenderProps<IModel>): () => void {
       for (const alias of version.aliases) {
         stage.appendChild(element("span", "labtrack-alias", `@${alias}`));
       }
-      const run = cell(version.run_name || (version.run_id ? version.run_id.slice(0, 8) : ""));
+      const run = cell(version.run_name || (version.run_id ? shortRunId(version.run_id) : ""));
       run.title = version.run_id ? `run ${version.run_id}\n${version.source}` : version.source;
       const pending = element("span");
       for (const request of version.pending) {

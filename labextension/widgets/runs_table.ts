@@ -3,7 +3,7 @@
 // Sorting and filtering happen in the kernel (order_by / filter_string traits); columns and
 // the selection are traits too, so the next cell reads what the user chose.
 import type { RenderProps } from "@anywidget/types";
-import { element, formatDuration } from "./lib/format";
+import { element, formatDuration, shortRunId } from "./lib/format";
 import {
   Cell,
   cellText,
@@ -183,7 +183,7 @@ function render({ model, el, experimental }: RenderProps<IModel>): () => void {
           const [name, id] = cell.children as unknown as HTMLElement[];
           const runId = String(row[RUN_ID]);
           text(name, String(row[RUN_NAME] ?? ""));
-          text(id, runId.slice(0, 8), runId);
+          text(id, shortRunId(runId), runId);
         },
       },
       {

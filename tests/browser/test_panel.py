@@ -363,7 +363,7 @@ def test_a_model_page_lists_its_versions_and_history(panel_lab, page):
     assert [v[2] for v in versions] == [REQUESTER] * 3
     assert [v[3] for v in versions] == ["None", "Staging", "Production"]
     assert all(v[1] for v in versions)  # a registration time
-    assert versions[0][4] == ids["nb-run-2"][:8]
+    assert versions[0][4] == ids["nb-run-2"][-8:]
     assert model_page.locator(".jp-Labtrack-description p").inner_text() == (
         "demand-forecast model")
     assert model_page.locator(".jp-Labtrack-alias").all_inner_texts() == ["@champion → v1"]

@@ -75,7 +75,7 @@ def test_state_after_creation(runs, chart_of):
     assert chart.run_ids == runs
     assert [r["run_id"] for r in chart.runs] == runs  # colour order
     labels = [r["label"] for r in chart.runs]
-    assert labels == [f"base ({runs[0][:8]})", f"base ({runs[1][:8]})", "wide"]
+    assert labels == [f"base ({runs[0][-8:]})", f"base ({runs[1][-8:]})", "wide"]
     assert chart.available_keys == ["acc", "epoch", "loss"]
     assert chart.metric_keys == ["acc", "epoch", "loss"]  # keys=None: every key
     assert (chart.x_axis, chart.smoothing, chart.log_y, chart.max_points) == ("step", 0, False,

@@ -268,7 +268,7 @@ def test_static_fallback_is_in_the_mime_bundle(runs, table):
     assert page.startswith("<table class='labtrack-static'>")
     assert "labtrack runs of Default: 6, 1 selected" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
-    assert f"r1 ({runs['r1'][:8]})" in page and "<td>✓</td>" in page
+    assert f"r1 ({runs['r1'][-8:]})" in page and "<td>✓</td>" in page
     assert "<th>metrics.acc</th>" in page and "<td>FAILED</td>" in page
 
     Browser(table).update(filter_string="metrics.acc >")

@@ -3,7 +3,7 @@
 // param and metric with the rows that differ marked (or only those shown).
 import { Widget } from '@lumino/widgets';
 import { colorFor } from '../../widgets/lib/colors';
-import { formatNumber } from '../../widgets/lib/format';
+import { formatNumber, shortRunId } from '../../widgets/lib/format';
 import { LabtrackApi } from '../api';
 import { IRunRow, asApiError, runRow } from '../model';
 import { IPanelActions } from './actions';
@@ -54,7 +54,7 @@ export class CompareView extends Widget {
     this.rows = results.flatMap(r => (r.status === 'fulfilled' ? [runRow(r.value)] : []));
     const colored = this.rows.map((row, i) => ({
       row,
-      label: row.run.info.run_name || row.run.info.run_id.slice(0, 8),
+      label: row.run.info.run_name || shortRunId(row.run.info.run_id),
       color: colorFor(i)
     }));
     this.title.caption = colored.map(c => c.label).join(', ');
@@ -132,7 +132,7 @@ export class CompareView extends Widget {
       {},
       h('th', { textContent: '' }),
       ...this.rows.map((row, i) =>
-        h('th', {}, h('span', { className: 'jp-Labtrack-swatch', style: { background: colorFor(i) } }), row.run.info.run_name || row.run.info.run_id.slice(0, 8))
+        h('th', {}, h('span', { className: 'jp-Labtrack-swatch', style: { background: colorFor(i) } }), row.run.info.run_name || shortRunId(row.run.info.run_id))
       )
     );
     const facts: [string, (r: IRunRow) => string][] = [

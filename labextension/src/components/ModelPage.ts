@@ -21,6 +21,7 @@ import {
   Stage
 } from '../tokens';
 import { IPanelActions } from './actions';
+import { shortRunId } from '../../widgets/lib/format';
 import { button, formatAgo, formatDate, h, message, stagePill } from './dom';
 import { requestCard } from './RequestCard';
 
@@ -199,7 +200,7 @@ export class ModelPage extends Widget {
     for (const version of this.versions) {
       const run = version.run_id
         ? (() => {
-            const link = h('a', { href: '#', className: 'jp-Labtrack-link', textContent: version.run_id.slice(0, 8), title: `Open run ${version.run_id}` });
+            const link = h('a', { href: '#', className: 'jp-Labtrack-link', textContent: shortRunId(version.run_id), title: `Open run ${version.run_id}` });
             link.addEventListener('click', event => {
               event.preventDefault();
               this.actions.openRun(version.run_id!);

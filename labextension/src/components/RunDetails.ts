@@ -5,7 +5,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
-import { formatNumber } from '../../widgets/lib/format';
+import { formatNumber, shortRunId } from '../../widgets/lib/format';
 import { colorFor } from '../../widgets/lib/colors';
 import { LabtrackApi } from '../api';
 import { asApiError, relativeTo, runRow } from '../model';
@@ -43,7 +43,7 @@ export class RunDetails extends Widget {
     this.addClass('jp-Labtrack-details');
     this.addClass('jp-Labtrack-run-details');
     this.id = `labtrack-run-${options.runId}`;
-    this.title.label = `Run ${options.runId.slice(0, 8)}`;
+    this.title.label = `Run ${shortRunId(options.runId)}`;
     this.title.closable = true;
     this.charts = new MetricCharts(options.api);
     this.artifacts = new ArtifactBrowser(options.api, options.runId, options.rendermime);
@@ -128,7 +128,7 @@ export class RunDetails extends Widget {
     const run = this.run!;
     const info = run.info;
     const row = runRow(run);
-    this.title.label = `Run: ${info.run_name || info.run_id.slice(0, 8)}`;
+    this.title.label = `Run: ${info.run_name || shortRunId(info.run_id)}`;
     this.title.caption = `${info.run_name} (${info.run_id}) in ${this.experimentName}`;
     const notebookFile = row.tags.get('labtrack.notebook.path') ??
       (row.tags.get('mlflow.source.type') === 'NOTEBOOK' ? row.tags.get('mlflow.source.name') : undefined);

@@ -3,7 +3,7 @@
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import { IColumns, IRunRow, PanelModel } from '../model';
-import { formatNumber } from '../../widgets/lib/format';
+import { formatNumber, shortRunId } from '../../widgets/lib/format';
 import { IPanelActions } from './actions';
 import { button, formatAgo, formatDate, h, message, runDuration, statusDot } from './dom';
 
@@ -240,7 +240,7 @@ export class RunsView extends Widget {
     const name = h('a', {
       className: 'jp-Labtrack-link',
       href: '#',
-      textContent: info.run_name || id.slice(0, 8),
+      textContent: info.run_name || shortRunId(id),
       title: `Open run ${id}`
     });
     name.addEventListener('click', event => {

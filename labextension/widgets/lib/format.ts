@@ -25,6 +25,15 @@ export function formatDuration(milliseconds: number): string {
   return m ? `${m}m ${s}s` : `${s}s`;
 }
 
+/**
+ * A run id short enough for a label: its last 8 hex digits. labtrack's run ids are UUIDv7,
+ * whose first digits are the creation time and so the same for runs started together; the
+ * last ones are random (in MLflow's UUIDv4 ids too).
+ */
+export function shortRunId(runId: string): string {
+  return runId.slice(-8);
+}
+
 export function formatTime(milliseconds: number | null | undefined): string {
   if (!milliseconds) {
     return "";

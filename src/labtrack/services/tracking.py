@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from labtrack.entities import (
 )
 from labtrack.errors import InvalidParameterValue, ResourceDoesNotExist
 from labtrack.services import downsampling, validation
+from labtrack.services.run_ids import new_run_id
 from labtrack.services.run_names import random_run_name
 from labtrack.services.search import (
     EXPERIMENT_ATTRIBUTES,
@@ -330,7 +330,7 @@ class TrackingService:
         start = now_ms() if start_time is None else validation.int64(
             "start_time", start_time, "the run", minimum=0)
         return self.store.create_run(
-            run_id=uuid.uuid4().hex,
+            run_id=new_run_id(),
             experiment_id=experiment_id,
             user_id=user_id or "",
             run_name=name,

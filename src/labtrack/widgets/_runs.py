@@ -20,6 +20,12 @@ COLUMN_SOURCES = ("params", "metrics")
 LOG_AXIS_RATIO = 1000  # a numeric axis spanning this factor or more is drawn in log scale
 
 
+def short_run_id(run_id: str) -> str:
+    """The last 8 hex digits (as the browser's ``shortRunId``): labtrack's UUIDv7 run ids
+    start with their creation time, the same for runs started together."""
+    return run_id[-8:]
+
+
 def color_for(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
@@ -44,7 +50,7 @@ def run_labels(runs: Sequence[Run]) -> dict[str, str]:
     names = Counter(run.info.run_name for run in runs)
     return {
         run.info.run_id: (run.info.run_name if run.info.run_name and names[run.info.run_name] == 1
-                          else f"{run.info.run_name or 'run'} ({run.info.run_id[:8]})")
+                          else f"{run.info.run_name or 'run'} ({short_run_id(run.info.run_id)})")
         for run in runs
     }
 

@@ -27,6 +27,7 @@ from labtrack.services.search import parse_order_by
 from labtrack.services.validation import MAX_RESULTS_SEARCH_RUNS
 from labtrack.widgets._encoding import json_number
 from labtrack.widgets._fallback import html_table
+from labtrack.widgets._runs import short_run_id
 
 STATIC = Path(__file__).parent / "static"
 
@@ -145,7 +146,7 @@ class _FallbackRows(Sequence):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         run_id, name, status, start, end, *values = self._rows[index]
-        return ["✓" if run_id in self._selected else "", status, f"{name} ({run_id[:8]})",
+        return ["✓" if run_id in self._selected else "", status, f"{name} ({short_run_id(run_id)})",
                 _format_time(start), _format_duration(start, end),
                 *values[:self._extra]]
 
