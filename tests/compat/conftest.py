@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import requests
 
 from tests.compat.helpers import RawApi, TrackingServer, unique
 from tests.postgres_cluster import postgres_schema_url
+from tests.standalone_server import free_port
 
 # mlflow decides about its telemetry client when imported, so these must be in the environment
 # during the import below; afterwards the environment is restored (other test folders start
@@ -92,11 +92,6 @@ def pytest_collection_modifyitems(config, items):
             for spec in THIRD_PARTY_WARNINGS:
                 item.add_marker(pytest.mark.filterwarnings(spec))
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -177,7 +172,7 @@ def _start(kind: str, base: Path, s3=None, backend_uri: str | None = None):
         environment.update({k: v for k, v in s3.environment().items()
                             if k != "MLFLOW_S3_ENDPOINT_URL"})
     for attempt in range(5):
-        port = _free_port()
+        port = free_port()
         log = base / f"{kind}-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(

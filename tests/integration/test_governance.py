@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from labtrack.entities import (
     WebhookEvent,
 )
 from labtrack.errors import LabtrackError
+from tests.standalone_server import free_port
 
 USERS = ("olivia", "ann", "bob")
 START_TIMEOUT_S = 120
@@ -84,11 +84,6 @@ class LabtrackServer:
         return requests.request(method, f"{self.url}{route}", json=body,
                                 headers=self.headers(user), timeout=60)
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_process(process: subprocess.Popen) -> None:

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from labtrack.entities import DeliveryStatus, ViewType, WebhookEvent, WebhookSta
 from labtrack.store import open_store
 from tests.postgres_cluster import postgres_schema_url
 from tests.services.test_webhooks import Receiver
+from tests.standalone_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +65,6 @@ numbers = [client.create_model_version("shared", f"runs:/{run_id}/model", run_id
            for _ in range(versions)]
 print(json.dumps({"run_id": run_id, "versions": numbers, "workers": sorted(workers)}))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
@@ -160,12 +154,12 @@ def servers(request, tmp_path):
     token = secrets.token_hex(16)
     started = []
     if shape == "workers":
-        port = _free_port()
+        port = free_port()
         started.append(_start_server(tmp_path, "server", url, token, port,
                                      "--workers", str(WORKERS)))
         urls = [f"http://127.0.0.1:{port}"]
     else:
-        ports = [_free_port() for _ in range(SERVERS)]
+        ports = [free_port() for _ in range(SERVERS)]
         started = [_start_server(tmp_path, f"server-{i}", url, token, port)
                    for i, port in enumerate(ports)]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -240,7 +234,7 @@ def test_sixteen_clients_through_four_server_processes(servers, tmp_path):
 
 def test_sigterm_to_the_parent_stops_every_worker_and_a_dead_worker_is_replaced(tmp_path):
     token = secrets.token_hex(16)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process, log = _start_server(tmp_path, "server", str(tmp_path / "store"), token, port,
                                  "--workers", str(WORKERS))
@@ -286,7 +280,7 @@ def test_each_webhook_event_is_delivered_once_by_four_workers(kind, request, tmp
         store.close()
 
     token = secrets.token_hex(16)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process, log = _start_server(tmp_path, "server", store_url, token, port,
                                  "--workers", str(WORKERS),

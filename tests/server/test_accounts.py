@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from labtrack.services.accounts import AccountService
 from labtrack.services.permissions import RegistrySettings
 from labtrack.store import SqliteStore
 from tests.server.conftest import MODEL_SOURCE, _serve
+from tests.standalone_server import free_port
 
 
 @pytest.fixture
@@ -46,11 +46,6 @@ def team_server(store_dir, tokens, jp_asyncio_loop):
     context = ServerContext(store, str(store_dir), registry_settings=RegistrySettings())
     yield from _serve(jp_asyncio_loop, context, {}, AccountService(store))
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def as_user(server, token):
@@ -114,7 +109,7 @@ def test_the_commands_list_users_and_tokens(tokens, store_dir, capsys):
 def test_the_server_started_without_a_token_accepts_only_the_stores(store_dir, tokens,
                                                                     tmp_path):
     """``labtrack server`` as a team runs it: no --token, no generated token."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in ("LABTRACK_SERVER_TOKEN",)}
     with open(log, "wb") as out:

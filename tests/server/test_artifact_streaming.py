@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.standalone_server import free_port
+
 SIZE = 200 * 1024 * 1024
 BLOCK = 1024 * 1024
 # Peak memory may grow by a few buffers (one S3 part, one read block, tornado's chunks and
@@ -30,11 +32,6 @@ START_TIMEOUT_S = 60
 
 pytestmark = pytest.mark.slow
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def peak_rss(pid: int) -> int:
@@ -61,7 +58,7 @@ class Server:
     def __init__(self, tmp_path: Path, destination: str, env: dict[str, str], leftovers):
         self.leftovers = leftovers
         self.token = secrets.token_hex(8)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "server.log"
         command = [str(Path(sys.executable).with_name("labtrack")), "server", "--host",
