@@ -5,7 +5,6 @@ labtrack's repository."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import uuid
 from pathlib import Path
 
 import requests
+
+from tests.standalone_server import free_port
 
 BUCKET = "labtrack-tests"
 # moto accepts any credentials; clients need some, from the usual environment variables.
@@ -24,17 +25,12 @@ CREDENTIALS = {
 START_TIMEOUT_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class S3Endpoint:
     """A running moto server (``url``) holding ``BUCKET``."""
 
     def __init__(self, log: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with open(log, "wb") as out:

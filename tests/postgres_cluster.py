@@ -8,12 +8,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
+
+from tests.standalone_server import free_port
 
 URL_ENV = "LABTRACK_TEST_POSTGRES_URL"
 
@@ -27,11 +28,6 @@ def find_bindir() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class PostgresCluster:
     """``start()`` returns the URL of the ``postgres`` database, user ``labtrack``, no
@@ -41,7 +37,7 @@ class PostgresCluster:
         self.bindir = bindir
         self.folder = Path(tempfile.mkdtemp(prefix="labtrack-pg-"))
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_postgres = os.geteuid() == 0
         if self.as_postgres:
             shutil.chown(self.folder, "postgres")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.standalone_server import free_port
+
 START_TIMEOUT_S = 180
 STOP_GRACE_S = 5
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _descendants(roots: set[int]) -> set[int]:
@@ -105,7 +101,7 @@ def start_ray_head(num_cpus: int = 2) -> RayHead:
         RAY_JOB_STOP_WAIT_TIME_S="3",
         PYTHONUNBUFFERED="1",
     )
-    ports = {name: _free_port() for name in (
+    ports = {name: free_port() for name in (
         "port", "dashboard-port", "ray-client-server-port", "dashboard-agent-listen-port",
         "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port")}
     command = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1",

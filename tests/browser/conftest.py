@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.standalone_server import free_port
+
 SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
 TOKEN = "browser-test-token"
 CHROMIUM_ARGS = [
@@ -27,11 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def chromium_path() -> str:
@@ -60,7 +56,7 @@ def launch_lab(base: Path, base_url: str = "/", extra_args: Sequence[str] = ()) 
     store in ``base/store``; its log goes to ``base/lab.log`` (quoted when it fails to start)."""
     root, store, log_path = base / "notebooks", base / "store", base / "lab.log"
     root.mkdir()
-    port = _free_port()
+    port = free_port()
     # No "get notified about Jupyter news?" toast over the widgets in screenshots.
     settings = base / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,10 @@ import pytest
 import requests
 from jupyter_client import BlockingKernelClient
 
+from tests.standalone_server import free_port
+
 TOKEN = "kernel-test-token"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
