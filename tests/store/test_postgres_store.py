@@ -42,6 +42,15 @@ def test_reopening_applies_migrations_once(fresh_url, tmp_path):
     store.close()
 
 
+def test_searches_on_a_metric_value_have_an_index(fresh_url, tmp_path):
+    PostgresStore(fresh_url, tmp_path).close()
+    with psycopg.connect(fresh_url) as conn:
+        definition = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'latest_metrics_key_value' "
+            "AND schemaname = current_schema()").fetchone()
+    assert definition is not None and "(key, value)" in definition[0]
+
+
 def test_server_processes_starting_at_once_migrate_once(fresh_url, tmp_path):
     """Four processes open a new database at the same moment (as four server workers do):
     none fails, the schema is built once, there is one Default experiment."""

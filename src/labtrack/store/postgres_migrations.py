@@ -370,6 +370,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT COLLATE "C";
         ALTER TABLE webhook_deliveries ADD COLUMN claim_time BIGINT
 """),
+    ("m007_latest_metrics_by_value", """
+        -- Searches filter on a metric's latest value (`metrics.acc > 0.5`): with this index
+        -- PostgreSQL reads the matching runs of that key instead of probing every candidate
+        -- run (10,000 runs: 24 ms -> 16 ms). SQLite's planner gains nothing from it (measured),
+        -- so the SQLite schema does not pay for it on every write.
+        CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value)
+"""),
 ]
 
 
