@@ -193,14 +193,14 @@ def test_put_into_system_folders(api, guard, path):
     assert_refused(response)
 
 
+# Only the SQLite-backed servers: on PostgreSQL there is no database file for a path to reach
+# (the traversal itself is refused by the other tests in this module, on every server).
+@pytest.mark.parametrize("tracking_server", ["jupyter", "standalone"], indirect=True)
 @pytest.mark.parametrize("path", ["../labtrack.db", "%2e%2e%2flabtrack.db",
                                   "%252e%252e%252flabtrack.db"],
                          ids=["literal", "encoded", "double-encoded"])
 def test_delete_the_store_database(api, guard, tracking_server, path):
-    if tracking_server.backend != "sqlite":
-        # On PostgreSQL there is no database file for a path to reach; the traversal itself
-        # is refused by the other tests in this module, on every server.
-        pytest.skip("the database is not a file next to the artifacts")
+    assert tracking_server.backend == "sqlite"
     response = api.delete(f"{PROXY}/{path}")
     assert_refused(response)
     assert (tracking_server.store_dir / "labtrack.db").read_bytes().startswith(SQLITE_MAGIC)
